@@ -1,0 +1,50 @@
+# ltcl developer commands. `make help` lists them.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# tcmalloc makes CPU training about 1.5x faster; used when the library is present.
+TCMALLOC := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 /usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4))
+RUN := $(if $(TCMALLOC),LD_PRELOAD=$(TCMALLOC)) WANDB_MODE=$${WANDB_MODE:-offline}
+
+.PHONY: help install test test-all test-slow test-ddp lint format demo clean benchmark-simclr
+
+help: ## list the commands
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed ## create .venv and install ltcl with its dev tools (once)
+
+test: install ## fast test suite (not slow, not ddp, not gpu)
+	$(RUN) $(PY) -m pytest -m "not slow and not ddp and not gpu" -q
+
+test-all: install ## every CPU test, slow and 2-process DDP tiers included
+	$(RUN) $(PY) -m pytest -m "not gpu" -q
+
+test-slow: install ## only the slow tier
+	$(RUN) $(PY) -m pytest -m slow -q
+
+test-ddp: install ## only the 2-process DDP tier
+	$(RUN) $(PY) -m pytest -m ddp -q
+
+lint: install ## ruff lint and format check
+	$(VENV)/bin/ruff check ltcl tests
+	$(VENV)/bin/ruff format --check ltcl tests
+
+format: install ## ruff format and autofix
+	$(VENV)/bin/ruff format ltcl tests
+	$(VENV)/bin/ruff check --fix ltcl tests
+
+demo: install ## SimCLR on the embedded data (no download): train a few epochs and print kNN accuracy
+	$(RUN) $(VENV)/bin/ltcl-train experiment=demo
+
+benchmark-simclr: install ## recorded CPU run: SimCLR, small backbone, CIFAR-10-LT (JPEG copy) from ../shared/data
+	$(RUN) bash benchmarks/simclr_cifar10_lt_cpu.sh
+
+clean: ## remove run outputs and caches (not the venv)
+	rm -rf outputs .pytest_cache .ruff_cache
