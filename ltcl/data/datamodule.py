@@ -1,0 +1,385 @@
+"""LightningDataModules for the long-tailed ID set and the OOD pool.
+
+Both stages and every method share them. The ID module gives the two-view long-tailed
+training set (each item carries its index, for methods that keep per-sample state) and the
+balanced sets that evaluation needs: the kNN bank / full-shot probe set, the held-out
+validation split and the test set.
+
+Augmentation runs either per sample in the DataLoader workers (torchvision v2) or, by
+default, batched on the training device after transfer (kornia, per-sample parameters):
+the loaders then only move uint8 pixels, which keeps a 2-core machine or a fast GPU busy
+with training rather than with JPEG-free but Python-heavy per-image transforms.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ltcl.data.sources import ImageSource, extract_archive, image_folder
+from ltcl.data.splits import (
+    LongTailSplit,
+    class_groups,
+    make_long_tailed_split,
+    save_split,
+    split_from_index_file,
+)
+from ltcl.data.transforms import (
+    AugmentConfig,
+    BatchedAugment,
+    PerSampleAugment,
+    TestTransform,
+)
+from ltcl.errors import ConfigError, DataError
+
+AUGMENT_ON = ("device", "workers")
+SPLIT_KINDS = ("exponential", "index_file", "given")
+
+
+def _image_tensor(array: np.ndarray) -> torch.Tensor:
+    """uint8 HxWx3 -> uint8 3xHxW tensor (no copy of the float kind)."""
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+
+
+class TwoViewDataset(Dataset):
+    """The long-tailed training set: item = {index, views | image_uint8, label}.
+
+    `index` is the position in the training set (0..N-1), stable across epochs, so that
+    per-sample statistics (BCL's loss EMA, COLT's tail score) can be kept.
+    """
+
+    def __init__(self, source: ImageSource, indices: np.ndarray, augment: Callable | None):
+        self.source, self.indices, self.augment = source, np.asarray(indices), augment
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        j = int(self.indices[i])
+        image = self.source.load(j)
+        item = {"index": i, "label": int(self.source.labels[j])}
+        if self.augment is None:
+            item["image_uint8"] = _image_tensor(image)
+        else:
+            item["views"] = [self.augment(image), self.augment(image)]
+        return item
+
+
+class EvalDataset(Dataset):
+    """A balanced evaluation set: item = {index, image (test transform), label}."""
+
+    def __init__(self, source: ImageSource, indices: np.ndarray, transform: Callable):
+        self.source, self.indices, self.transform = source, np.asarray(indices), transform
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        j = int(self.indices[i])
+        return {
+            "index": i,
+            "image": self.transform(self.source.load(j)),
+            "label": int(self.source.labels[j]),
+        }
+
+
+def image_folder_or_archive(
+    root: str, split: str = "train", archive: str | None = None, **kwargs
+) -> ImageSource:
+    """An image folder, extracted once from `archive` (a .tar.gz) when `root` is absent.
+
+    The archive must hold `<basename(root)>/` at its top, as the shared CIFAR-10 and Tiny
+    ImageNet copies do, and is extracted into the parent of `root`.
+    """
+    if not os.path.isdir(root) and archive:
+        extracted = extract_archive(archive, os.path.dirname(os.path.abspath(root)))
+        if not os.path.isdir(root):
+            raise DataError(
+                f"extracting {archive} into {extracted} did not create {root}: point data.root "
+                "at the folder inside the archive that holds train/ and test/"
+            )
+    return image_folder(root, split=split, **kwargs)
+
+
+def carve_balanced(labels: np.ndarray, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Take `per_class` random indices of each class (a test set); return (taken, rest)."""
+    rng = np.random.default_rng(seed)
+    taken = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        if len(members) <= per_class:
+            raise DataError(
+                f"class {c} has {len(members)} images, not more than test_per_class={per_class}: "
+                "lower data.test_per_class or give a separate test source"
+            )
+        taken.append(rng.choice(members, per_class, replace=False))
+    taken = np.sort(np.concatenate(taken))
+    rest = np.setdiff1d(np.arange(len(labels)), taken)
+    return taken, rest
+
+
+class LongTailDataModule(L.LightningDataModule):
+    """Long-tailed ID data: two-view training set plus balanced bank / val / test sets.
+
+    Args:
+        name: dataset name recorded in results (e.g. "cifar10_lt").
+        num_classes: number of ID classes; checked against the source.
+        train_source: callable returning the :class:`ImageSource` of the training images
+            (Hydra `_partial_: true`), loaded in `setup` so that composing a config is cheap.
+        test_source: the same for the test images; None carves `test_per_class` images of
+            each class out of the training source first (the embedded default data).
+        split: kwargs of :func:`make_long_tailed_split` (imbalance_ratio, n_max,
+            val_per_class, seed, class_order), or `index_file` (+ `val_index_file`) for the
+            published SDCLR/COLT/BCL files.
+        augment: kwargs of :meth:`AugmentConfig.from_recipe` (recipe, size, ...).
+        augment_on: "device" (batched, per-sample parameters, after transfer) or "workers".
+        global_batch_size: images per step over all processes; split by the world size.
+        knn_bank_per_class: cap of the kNN bank per class (None: the whole balanced set).
+        group_rule: "thirds" (CIFAR) or "threshold" (>100 / 20-100 / <20) for many/medium/few.
+        split_dir: where the split's index files and checksums are written (the run dir).
+        val_source, bank_source: with `split.kind=given` (list-file datasets whose train list
+            is already long-tailed): the validation images and the balanced kNN / probe set.
+        root, lists_dir, image_root: user paths that the source configs interpolate;
+            recorded in results.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        num_classes: int,
+        train_source: Callable[[], ImageSource],
+        test_source: Callable[[], ImageSource] | None = None,
+        split: dict | None = None,
+        augment: dict | None = None,
+        augment_on: str = "device",
+        global_batch_size: int = 512,
+        eval_batch_size: int = 512,
+        num_workers: int = 0,
+        knn_bank_per_class: int | None = None,
+        test_per_class: int | None = None,
+        group_rule: str = "thirds",
+        split_dir: str | None = None,
+        val_source: Callable[[], ImageSource] | None = None,
+        bank_source: Callable[[], ImageSource] | None = None,
+        root: str | None = None,
+        lists_dir: str | None = None,
+        image_root: str | None = None,
+    ):
+        super().__init__()
+        if augment_on not in AUGMENT_ON:
+            raise ConfigError(f"unknown data.augment_on '{augment_on}': use one of {AUGMENT_ON}")
+        if group_rule not in ("thirds", "threshold"):
+            raise ConfigError(f"unknown data.group_rule '{group_rule}': use thirds or threshold")
+        if global_batch_size < 1:
+            raise ConfigError(f"data.global_batch_size must be >= 1, got {global_batch_size}")
+        if test_source is None and not test_per_class:
+            raise ConfigError(
+                f"data config '{name}' has neither a test source nor test_per_class: set one"
+            )
+        self.name, self.num_classes = name, num_classes
+        self.train_source_fn, self.test_source_fn = train_source, test_source
+        self.val_source_fn, self.bank_source_fn = val_source, bank_source
+        self.paths = {"root": root, "lists_dir": lists_dir, "image_root": image_root}
+        self.split_cfg = dict(split or {})
+        self.split_kind = self.split_cfg.pop("kind", "exponential")
+        if self.split_kind not in SPLIT_KINDS:
+            raise ConfigError(
+                f"unknown data.split.kind '{self.split_kind}': use one of {SPLIT_KINDS}"
+            )
+        if self.split_kind == "given" and val_source is None:
+            raise ConfigError("data.split.kind=given needs a val_source (the validation list)")
+        if self.split_kind == "index_file" and not self.split_cfg.get("index_file"):
+            raise ConfigError(
+                "data.split.kind=index_file needs data.split.index_file=<path of split*_D_i.npy>"
+            )
+        self.augment_cfg = AugmentConfig.from_recipe(**(augment or {"recipe": "cifar"}))
+        self.augment_on = augment_on
+        self.global_batch_size = global_batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.knn_bank_per_class = knn_bank_per_class
+        self.test_per_class = test_per_class
+        self.group_rule = group_rule
+        self.split_dir = split_dir
+        self.split: LongTailSplit | None = None
+        self.split_manifest: dict | None = None
+        self.class_groups: dict[str, list[int]] | None = None
+        self._batched_augment: BatchedAugment | None = None
+        self._prepared = False
+
+    # ---- set-up ---------------------------------------------------------------------------
+    def batch_size_per_device(self) -> int:
+        world = self.trainer.world_size if self._trainer is not None else 1
+        if self.global_batch_size % world:
+            raise ConfigError(
+                f"data.global_batch_size={self.global_batch_size} does not divide by the "
+                f"{world} processes: choose a multiple of {world}"
+            )
+        return self.global_batch_size // world
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._prepared:
+            return
+        source = self.train_source_fn()
+        self._check_source(source, "train")
+        labels = np.asarray(source.labels)
+        if self.test_source_fn is not None:
+            test_source = self.test_source_fn()
+            self._check_source(test_source, "test")
+            test_indices = np.arange(len(test_source))
+            pool = np.arange(len(source))
+        else:
+            test_source = source
+            test_indices, pool = carve_balanced(
+                labels, self.test_per_class, seed=int(self.split_cfg.get("seed", 0)) + 10_000
+            )
+        val_source = bank_source = source
+        if self.split_kind == "given":
+            val_source = self.val_source_fn()
+            self._check_source(val_source, "validation")
+            bank_source = self.bank_source_fn() if self.bank_source_fn else source
+            self._check_source(bank_source, "bank")
+            self.split = self._given_split(labels, len(val_source), len(bank_source))
+        else:
+            self.split = self._make_split(labels, pool)
+        if self.split_dir:
+            self.split_manifest = save_split(self.split, self.split_dir)
+        else:
+            self.split_manifest = {"split": self.split.to_dict()}
+        self.class_groups = class_groups(self.split.class_counts, self.group_rule)
+
+        test_transform = TestTransform(self.augment_cfg)
+        if self.augment_on == "workers":
+            train_augment = PerSampleAugment(self.augment_cfg)
+        else:
+            train_augment = None
+            self._batched_augment = BatchedAugment(self.augment_cfg)
+        self.train_set = TwoViewDataset(source, self.split.train_indices, train_augment)
+        bank_labels = np.asarray(bank_source.labels)
+        bank = self._cap_per_class(self.split.balanced_indices, bank_labels)
+        self.bank_set = EvalDataset(bank_source, bank, test_transform)
+        self.val_set = EvalDataset(val_source, self.split.val_indices, test_transform)
+        self.test_set = EvalDataset(test_source, test_indices, test_transform)
+        if len(self.train_set) < self.global_batch_size:
+            raise ConfigError(
+                f"the long-tailed training set has {len(self.train_set)} images, fewer than "
+                f"data.global_batch_size={self.global_batch_size}: lower the batch size"
+            )
+        self._prepared = True
+
+    def _check_source(self, source: ImageSource, which: str) -> None:
+        if len(source) == 0:
+            raise DataError(f"the {which} source of '{self.name}' has no images: check data.root")
+        if source.classes and len(source.classes) != self.num_classes:
+            raise ConfigError(
+                f"the {which} source of '{self.name}' has {len(source.classes)} classes but "
+                f"data.num_classes={self.num_classes}: fix data.num_classes or the data path"
+            )
+
+    def _given_split(self, labels: np.ndarray, num_val: int, num_bank: int) -> LongTailSplit:
+        """The train source is the long-tailed set itself (ImageNet-100-LT, Places-LT lists)."""
+        counts = np.bincount(labels, minlength=self.num_classes)
+        if (counts == 0).any():
+            missing = np.flatnonzero(counts == 0).tolist()[:5]
+            raise DataError(
+                f"classes {missing} have no training images in '{self.name}': check the train "
+                "list and data.num_classes"
+            )
+        return LongTailSplit(
+            train_indices=np.arange(len(labels)),
+            val_indices=np.arange(num_val),
+            balanced_indices=np.arange(num_bank),
+            class_counts=counts.tolist(),
+            class_order=np.argsort(-counts, kind="stable").tolist(),
+            imbalance_ratio=float(counts.max() / counts.min()),
+            n_max=int(counts.max()),
+            seed=int(self.split_cfg.get("seed", 0)),
+            val_per_class=0,
+        )
+
+    def _make_split(self, labels: np.ndarray, pool: np.ndarray) -> LongTailSplit:
+        cfg = dict(self.split_cfg)
+        index_file = cfg.pop("index_file", None)
+        val_index_file = cfg.pop("val_index_file", None)
+        if self.split_kind == "index_file":
+            return split_from_index_file(
+                labels, self.num_classes, index_file, val_index_path=val_index_file
+            )
+        split = make_long_tailed_split(labels[pool], self.num_classes, **cfg)
+        # Map positions in `pool` back to source indices.
+        split.train_indices = pool[split.train_indices]
+        split.val_indices = pool[split.val_indices]
+        split.balanced_indices = pool[split.balanced_indices]
+        return split
+
+    def _cap_per_class(self, indices: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        if not self.knn_bank_per_class:
+            return indices
+        rng = np.random.default_rng(0)
+        keep = []
+        for c in range(self.num_classes):
+            members = indices[labels[indices] == c]
+            if len(members) > self.knn_bank_per_class:
+                members = np.sort(rng.choice(members, self.knn_bank_per_class, replace=False))
+            keep.append(members)
+        return np.sort(np.concatenate(keep))
+
+    # ---- loaders --------------------------------------------------------------------------
+    def _loader(self, dataset: Dataset, batch_size: int, train: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=train,
+            drop_last=train,  # equal shapes on every process, or all_gather hangs
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, self.batch_size_per_device(), train=True)
+
+    def val_dataloader(self) -> list[DataLoader]:
+        """[kNN bank (balanced train), queries (held-out validation split)]."""
+        return [
+            self._loader(self.bank_set, self.eval_batch_size, train=False),
+            self._loader(self.val_set, self.eval_batch_size, train=False),
+        ]
+
+    def test_dataloader(self) -> list[DataLoader]:
+        """[kNN bank (balanced train), queries (test set)]."""
+        return [
+            self._loader(self.bank_set, self.eval_batch_size, train=False),
+            self._loader(self.test_set, self.eval_batch_size, train=False),
+        ]
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict:
+        """Batched per-sample augmentation on the training device (augment_on=device)."""
+        if "image_uint8" in batch:
+            augment = self._batched_augment.to(batch["image_uint8"].device)
+            with torch.no_grad():
+                images = batch.pop("image_uint8")
+                batch["views"] = [augment(images), augment(images)]
+        return batch
+
+    def summary(self) -> dict[str, Any]:
+        """What results.json records about the data."""
+        assert self.split is not None, "call setup() first"
+        return {
+            "dataset": self.name,
+            "num_classes": self.num_classes,
+            "train_images": len(self.train_set),
+            "class_counts": [int(c) for c in self.split.class_counts],
+            "class_groups": self.class_groups,
+            "split": self.split_manifest,
+        }
+
+    def describe(self) -> str:
+        return json.dumps(self.summary(), indent=1)
