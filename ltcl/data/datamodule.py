@@ -43,6 +43,12 @@ AUGMENT_ON = ("device", "workers")
 SPLIT_KINDS = ("exponential", "index_file", "given")
 
 
+def augment_config(augment: dict | None) -> AugmentConfig:
+    """AugmentConfig from a config dict {recipe: cifar|imagenet, size: ..., overrides...}."""
+    options = dict(augment or {})
+    return AugmentConfig.from_recipe(options.pop("recipe", "cifar"), **options)
+
+
 def _image_tensor(array: np.ndarray) -> torch.Tensor:
     """uint8 HxWx3 -> uint8 3xHxW tensor (no copy of the float kind)."""
     return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
@@ -199,7 +205,7 @@ class LongTailDataModule(L.LightningDataModule):
             raise ConfigError(
                 "data.split.kind=index_file needs data.split.index_file=<path of split*_D_i.npy>"
             )
-        self.augment_cfg = AugmentConfig.from_recipe(**(augment or {"recipe": "cifar"}))
+        self.augment_cfg = augment_config(augment)
         self.augment_on = augment_on
         self.global_batch_size = global_batch_size
         self.eval_batch_size = eval_batch_size
@@ -216,7 +222,7 @@ class LongTailDataModule(L.LightningDataModule):
 
     # ---- set-up ---------------------------------------------------------------------------
     def batch_size_per_device(self) -> int:
-        world = self.trainer.world_size if self._trainer is not None else 1
+        world = self.trainer.world_size if self.trainer is not None else 1
         if self.global_batch_size % world:
             raise ConfigError(
                 f"data.global_batch_size={self.global_batch_size} does not divide by the "

@@ -15,9 +15,9 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
-from ltcl.data.datamodule import EvalDataset, TwoViewDataset
+from ltcl.data.datamodule import EvalDataset, TwoViewDataset, augment_config
 from ltcl.data.sources import ImageSource
-from ltcl.data.transforms import AugmentConfig, PerSampleAugment, TestTransform
+from ltcl.data.transforms import PerSampleAugment, TestTransform
 from ltcl.errors import ConfigError, DataError
 
 
@@ -50,7 +50,7 @@ class OODPoolDataModule(L.LightningDataModule):
             )
         self.name, self.source_fn = name, source
         self.candidates_per_round, self.seed = candidates_per_round, seed
-        self.augment_cfg = AugmentConfig.from_recipe(**(augment or {"recipe": "cifar"}))
+        self.augment_cfg = augment_config(augment)
         self.eval_batch_size, self.num_workers = eval_batch_size, num_workers
         self.pool: ImageSource | None = None
 

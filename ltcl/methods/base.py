@@ -147,7 +147,7 @@ class ContrastiveModule(L.LightningModule):
 
     # ---- online kNN monitor -------------------------------------------------------------
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        datamodule = getattr(self._trainer, "datamodule", None)
         if datamodule is not None and getattr(datamodule, "class_groups", None) is not None:
             self.class_groups = datamodule.class_groups
 

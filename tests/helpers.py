@@ -1,0 +1,30 @@
+"""Composing ltcl-train configs in tests without the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, open_dict
+
+from ltcl.train import CONFIG_DIR
+
+REPO_ROOT = Path(CONFIG_DIR).parent
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+def compose_train(tmp_path: Path, overrides: list[str] | None = None) -> DictConfig:
+    """The train config, forced onto CPU, writing only below `tmp_path`."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
+        cfg = compose("train", overrides=list(overrides or []))
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(REPO_ROOT)
+        cfg.paths.output_dir = str(tmp_path / "run")
+        cfg.paths.log_dir = str(tmp_path / "logs")
+        cfg.paths.data_dir = str(tmp_path / "data")
+        cfg.paths.shared_data_dir = str(SHARED_DATA)
+        cfg.trainer.accelerator = "cpu"
+        cfg.trainer.enable_progress_bar = False
+    return cfg

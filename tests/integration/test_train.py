@@ -1,0 +1,101 @@
+"""End-to-end ltcl-train runs on the embedded data (CPU, a few steps), resume and bad input."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+from ltcl.errors import ConfigError, DataError
+from ltcl.train import train
+from tests.helpers import REPO_ROOT, compose_train
+
+TINY = [
+    "model.backbone.width=8",
+    "trainer.max_epochs=2",
+    "trainer.limit_train_batches=2",
+    "data.global_batch_size=32",
+    "optim.schedule.warmup_epochs=1",
+]
+
+
+def test_train_two_epochs_writes_results_and_checkpoint(tmp_path):
+    cfg = compose_train(tmp_path, TINY)
+    results = train(cfg)
+    run = Path(cfg.paths.output_dir)
+    saved = json.loads((run / "results.json").read_text())
+    assert saved["method"] == "simclr" and saved["dataset"] == "digits_lt"
+    assert saved["epochs"] == 2 and len(saved["epoch_times_s"]) == 2
+    knn = saved["metrics"]["knn"]
+    assert set(knn) == {"all", "many", "medium", "few", "std"}
+    assert 0.0 <= knn["all"] <= 100.0
+    assert saved["metrics"]["knn_evaluated_on"] == "test"
+    assert len(saved["per_class"]["knn_acc"]) == 10
+    assert saved["per_class"]["train_count"][0] == 100  # n_max of the embedded split
+    assert results["train_images"] == sum(saved["per_class"]["train_count"])
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert (run / "split" / "split.json").is_file()
+    assert (run / "csv" / "metrics.csv").is_file()
+
+
+def test_resume_continues_from_last_checkpoint(tmp_path):
+    train(compose_train(tmp_path, [*TINY, "trainer.max_epochs=1", "eval.test_at_end=false"]))
+    last = Path(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    first = torch.load(last, weights_only=False)
+    results = train(compose_train(tmp_path, [*TINY, "trainer.max_epochs=2", "eval.test_at_end=false"]))
+    second = torch.load(last, weights_only=False)
+    assert second["epoch"] == first["epoch"] + 1 and results["epochs"] == 2
+    # Only the second epoch ran in the resumed process.
+    assert len(results["epoch_times_s"]) == 1
+    assert second["global_step"] == 2 * first["global_step"]
+
+
+def test_unknown_group_option_names_the_choices(tmp_path):
+    with pytest.raises(ConfigCompositionException, match="cifar10_lt"):
+        compose_train(tmp_path, ["data=cifar11_lt"])
+
+
+def test_unknown_key_is_rejected(tmp_path):
+    with pytest.raises((ConfigCompositionException, ConfigKeyError, ConfigAttributeError)):
+        compose_train(tmp_path, ["data.imbalance=10"])
+
+
+def test_batch_not_divisible_by_devices(tmp_path):
+    cfg = compose_train(tmp_path, [*TINY, "trainer.devices=3"])
+    with pytest.raises(ConfigError, match="divide"):
+        train(cfg)
+
+
+def test_missing_data_path_is_a_clear_error(tmp_path):
+    cfg = compose_train(
+        tmp_path,
+        [*TINY, "data=cifar10_lt_folder", "data.train_source.archive=null",
+         "data.test_source.archive=null"],
+    )
+    with pytest.raises(DataError, match="cifar10"):
+        train(cfg)
+
+
+def test_imbalance_ratio_below_one(tmp_path):
+    cfg = compose_train(tmp_path, [*TINY, "data.split.imbalance_ratio=0.5"])
+    with pytest.raises(ConfigError, match="imbalance"):
+        train(cfg)
+
+
+def test_console_script_runs_a_few_steps(tmp_path):
+    env = {**os.environ, "WANDB_MODE": "disabled", "LTCL_LOG_DIR": str(tmp_path)}
+    command = [
+        sys.executable, "-m", "ltcl.train", *TINY, "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false", "logger=csv",
+    ]
+    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = list(Path(tmp_path).glob("train/*/results.json"))
+    assert len(results) == 1
+    assert json.loads(results[0].read_text())["epochs"] == 1
