@@ -99,3 +99,15 @@ def test_console_script_runs_a_few_steps(tmp_path):
     results = list(Path(tmp_path).glob("train/*/results.json"))
     assert len(results) == 1
     assert json.loads(results[0].read_text())["epochs"] == 1
+
+
+def test_wandb_logger_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = compose_train(
+        tmp_path, [*TINY, "trainer.max_epochs=1", "logger=wandb", "eval.test_at_end=false"]
+    )
+    train(cfg)
+    runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, "wandb should have written one offline run to sync later"
+    assert (tmp_path / "run" / "csv" / "metrics.csv").is_file()

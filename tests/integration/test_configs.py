@@ -1,0 +1,55 @@
+"""Every config option composes, and every data / OOD config instantiates its DataModule."""
+
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+
+from ltcl.data.datamodule import LongTailDataModule
+from ltcl.data.ood import OODPoolDataModule
+from ltcl.train import CONFIG_DIR
+from tests.helpers import compose_train
+
+CONF = Path(CONFIG_DIR)
+USER_PATHS = {
+    "imagenet100_lt": ["data.lists_dir=/lists", "data.image_root=/images"],
+    "places_lt": ["data.lists_dir=/lists", "data.image_root=/images"],
+    "imagefolder_lt": ["data.root=/mydata", "data.num_classes=12"],
+}
+
+
+def options(group):
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", options("data"))
+def test_data_configs_instantiate(tmp_path, name):
+    cfg = compose_train(tmp_path, [f"data={name}", *USER_PATHS.get(name, [])])
+    dm = instantiate(cfg.data)
+    assert isinstance(dm, LongTailDataModule) and dm.name == cfg.data.name
+
+
+def test_list_file_config_without_paths_says_what_is_missing(tmp_path):
+    cfg = compose_train(tmp_path, ["data=imagenet100_lt"])
+    with pytest.raises(MissingMandatoryValue, match="lists_dir"):
+        instantiate(cfg.data)
+
+
+@pytest.mark.parametrize("name", options("ood"))
+def test_ood_configs_instantiate(tmp_path, name):
+    extra = {"imagefolder": ["ood.source.root=/pool"],
+             "listfile": ["ood.source.list_path=/l.txt", "ood.source.image_root=/i"]}
+    cfg = compose_train(tmp_path, [f"ood={name}", *extra.get(name, [])])
+    assert isinstance(instantiate(cfg.ood), OODPoolDataModule)
+
+
+@pytest.mark.parametrize(
+    "group", ["model", "method", "optim", "trainer", "logger", "experiment", "debug"]
+)
+def test_every_option_composes_and_resolves(tmp_path, group):
+    for name in options(group):
+        cfg = compose_train(tmp_path, [f"{group}={name}"])
+        container = OmegaConf.to_container(cfg, resolve=True)
+        assert container["method"]["_target_"].startswith("ltcl.")
