@@ -8,12 +8,16 @@ and compare summary statistics of the outputs. Tolerances are sampling error, no
 - standard deviations: |log ratio| < Z standard errors, Var(log s) ~ (kurtosis - 1) / (4 n);
 - whole distributions of continuous statistics: two-sample Kolmogorov-Smirnov p > P_MIN.
 
-With Z = 4.5 and P_MIN = 1e-4, a correct implementation fails one of the ~40 checks with probability
-below 1e-3 for an arbitrary seed; the seeds are fixed, so the test is deterministic. A difference of
-about 4.5 standard errors is detectable: for example 0.010 in mean image contrast (about 4%) or 0.06
-in the grayscale fraction. At N = 20,000 (run by hand) the same checks pass with all |z| < 2.2,
-after the crop was switched to torchvision's antialiased bicubic kernel (kornia's own crop resize
-gave +1% contrast, z = -3.7).
+With Z = 4.5 and P_MIN = 1e-4, a correct implementation fails one of the ~75 z checks and ~25
+p-value checks with probability below 3e-3 (union bound) for an arbitrary seed; the seeds are fixed,
+so the test is deterministic (largest |z| with them: 2.96). About 4.5 standard errors are
+detectable: 0.010 in mean image contrast (4%), 0.06 in the grayscale fraction. Planted mistakes that
+these tests catch: kornia's ColorJiggle instead of ColorJitter (z = -20), hue not converted to
+radians (KS p = 4e-11), jitter strength 0.3 instead of 0.4 (z = 18), grayscale p 0.25 (the
+fraction check), blur with zero padding (z = -15) or doubled sigma (z = -10), kornia's own crop
+resize (bicubic a = -0.75, no antialias: sharpness z = -5.5) or its defaults (bilinear,
+align_corners=True: z = +12). At N = 20,000 the same checks gave all |z| < 3.3 and all
+KS p > 0.09.
 """
 
 from __future__ import annotations
@@ -77,7 +81,9 @@ def _draw_per_sample(cfg: AugmentConfig, image: np.ndarray, seed: int, n: int = 
         torch.set_num_threads(threads)
 
 
-def _draw_batched(cfg: AugmentConfig, image: np.ndarray, seed: int, n: int = N, **kw) -> torch.Tensor:
+def _draw_batched(
+    cfg: AugmentConfig, image: np.ndarray, seed: int, n: int = N, **kw
+) -> torch.Tensor:
     torch.manual_seed(seed)
     augment = BatchedAugment(cfg, **kw)
     batch = torch.from_numpy(image).permute(2, 0, 1)[None].expand(n, -1, -1, -1).contiguous()
@@ -92,7 +98,9 @@ def _same_mean(name: str, a: torch.Tensor, b: torch.Tensor) -> None:
     a, b = a.double().numpy(), b.double().numpy()
     se = np.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size)
     z = (a.mean() - b.mean()) / se
-    assert abs(z) < Z, f"{name}: mean {a.mean():.4f} (torchvision) vs {b.mean():.4f} (kornia), z={z:.2f}"
+    assert abs(z) < Z, (
+        f"{name}: mean {a.mean():.4f} (torchvision) vs {b.mean():.4f} (kornia), z={z:.2f}"
+    )
 
 
 def _same_std(name: str, a: torch.Tensor, b: torch.Tensor) -> None:
@@ -103,7 +111,9 @@ def _same_std(name: str, a: torch.Tensor, b: torch.Tensor) -> None:
 
     (la, va), (lb, vb) = log_std_and_var(a.double().numpy()), log_std_and_var(b.double().numpy())
     z = (la - lb) / np.sqrt(va + vb)
-    assert abs(z) < Z, f"{name}: std {np.exp(la):.4f} (torchvision) vs {np.exp(lb):.4f} (kornia), z={z:.2f}"
+    assert abs(z) < Z, (
+        f"{name}: std {np.exp(la):.4f} (torchvision) vs {np.exp(lb):.4f} (kornia), z={z:.2f}"
+    )
 
 
 def _same_distribution(name: str, a: torch.Tensor, b: torch.Tensor) -> None:
@@ -130,11 +140,15 @@ def _saturation(x: torch.Tensor) -> torch.Tensor:
 # ------------------------------------------------------------------ statistics match
 
 
+@pytest.fixture(scope="module")
+def full_recipe_per_sample(photo) -> torch.Tensor:
+    return _draw_per_sample(AugmentConfig(**RAW), photo, seed=0)
+
+
 @pytest.mark.parametrize("jitter_order", ["per_sample", "per_batch"])
-def test_full_cifar_recipe_statistics_match(photo, jitter_order):
-    cfg = AugmentConfig(**RAW)
-    a = _draw_per_sample(cfg, photo, seed=0)
-    b = _draw_batched(cfg, photo, seed=1, jitter_order=jitter_order)
+def test_full_cifar_recipe_statistics_match(photo, full_recipe_per_sample, jitter_order):
+    a = full_recipe_per_sample
+    b = _draw_batched(AugmentConfig(**RAW), photo, seed=1, jitter_order=jitter_order)
     for c in range(3):
         _same_distribution(f"mean of channel {c}", a[:, c].mean((1, 2)), b[:, c].mean((1, 2)))
     _same_distribution("contrast (per-image std)", a.flatten(1).std(1), b.flatten(1).std(1))
@@ -155,7 +169,48 @@ def test_colour_jitter_statistics_match(photo):
     _same_distribution("contrast", a.flatten(1).std(1), b.flatten(1).std(1))
     _same_distribution("saturation", _saturation(a), _saturation(b))
     # Hue shifts move colour between channels: the red-minus-blue balance of each image.
-    _same_distribution("red - blue", (a[:, 0] - a[:, 2]).mean((1, 2)), (b[:, 0] - b[:, 2]).mean((1, 2)))
+    _same_distribution(
+        "red - blue", (a[:, 0] - a[:, 2]).mean((1, 2)), (b[:, 0] - b[:, 2]).mean((1, 2))
+    )
+
+
+def test_crop_boxes_match_torchvision_sampler():
+    """The crop boxes themselves: torchvision's RandomResizedCrop parameters against the kornia
+    sampler that BatchedAugment uses, 20,000 boxes each, at two input shapes. Width and height are
+    discrete, so their histograms are compared with a chi-square test."""
+    from scipy.stats import chi2_contingency
+    from torchvision.transforms import v2
+
+    from ltcl.data.transforms import _RandomResizedCrop
+
+    n = 20000
+    for height, width in ((32, 32), (40, 56)):
+        cfg = AugmentConfig(size=32)
+        torch.manual_seed(10)
+        reference = v2.RandomResizedCrop(32, scale=cfg.crop_scale, ratio=cfg.crop_ratio)
+        image = torch.zeros(3, height, width, dtype=torch.uint8)
+        drawn = [reference.make_params([image]) for _ in range(n)]
+        tv = {key: torch.tensor([float(p[key]) for p in drawn]) for key in drawn[0]}
+        torch.manual_seed(11)
+        src = _RandomResizedCrop(cfg).boxes.forward_parameters(torch.Size([n, 3, height, width]))
+        src = src["src"].double()
+        ours = {
+            "width": src[:, 2, 0] - src[:, 0, 0] + 1,
+            "height": src[:, 2, 1] - src[:, 0, 1] + 1,
+            "left": src[:, 0, 0],
+            "top": src[:, 0, 1],
+        }
+        for key in ("width", "height"):
+            values = torch.cat([tv[key], ours[key]]).unique()
+            table = np.array(
+                [[(x == v).sum().item() for v in values] for x in (tv[key], ours[key])]
+            )
+            p = chi2_contingency(table).pvalue
+            assert p > P_MIN, f"{key} histogram differs at {height}x{width}: chi-square p = {p:.2g}"
+        for key in ("left", "top"):
+            _same_mean(key, tv[key], ours[key])
+            _same_std(key, tv[key], ours[key])
+        _same_std("aspect", tv["width"] / tv["height"], ours["width"] / ours["height"])
 
 
 def test_crop_and_flip_statistics_match(ramp):
@@ -275,7 +330,7 @@ def test_per_sample_deterministic_under_manual_seed(photo):
     first = [augment(photo) for _ in range(3)]
     torch.manual_seed(123)
     second = [augment(photo) for _ in range(3)]
-    for x, y in zip(first, second):
+    for x, y in zip(first, second, strict=True):
         torch.testing.assert_close(x, y, rtol=0, atol=0)
 
 
@@ -368,6 +423,40 @@ def test_batched_generator_is_reproducible_and_leaves_global_rng_alone(photo):
     torch.testing.assert_close(g1, g2, rtol=0, atol=0)
 
 
+def test_batched_draws_stay_on_cpu_when_moved():
+    """kornia would move its draws to the module's device; ours stay on the CPU, so a seed means
+    the same augmentations everywhere and `generator` controls every draw."""
+    import kornia.augmentation as K
+
+    # .to(dtype) runs the same hook as .to(device) (meta tensors cannot stand in for CUDA here).
+    augment = BatchedAugment(AugmentConfig.from_recipe("imagenet", size=32)).to(torch.float64)
+    modules = [m for m in augment.modules() if isinstance(m, K.AugmentationBase2D)]
+    assert len(modules) >= 4  # crop boxes, flip, grayscale, blur
+    assert all(m.device == torch.device("cpu") and m.dtype == torch.float32 for m in modules)
+    assert augment.normalize.mean.dtype == torch.float64
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("jitter_order", ["per_sample", "per_batch"])
+def test_batched_cuda_matches_cpu_under_same_seed(photo, jitter_order):
+    cfg = AugmentConfig.from_recipe("cifar", blur_p=0.5)
+    batch = torch.from_numpy(photo).permute(2, 0, 1)[None].repeat(64, 1, 1, 1)
+    augment = BatchedAugment(cfg, jitter_order=jitter_order)
+    torch.manual_seed(0)
+    on_cpu = augment(batch)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        on_gpu = augment.to("cuda")(batch.cuda())
+    assert on_gpu.device.type == "cuda" and on_gpu.shape == (64, 3, 32, 32)
+    # TF32 matrix products (if enabled) and HSV rounding differ slightly between devices.
+    torch.testing.assert_close(on_gpu.cpu(), on_cpu, atol=2e-2, rtol=0)
+    generator_out = BatchedAugment(cfg, generator=torch.Generator().manual_seed(1)).cuda()(
+        batch.cuda()
+    )
+    assert generator_out.device.type == "cuda"
+
+
 def test_batched_test_transform_matches_per_sample(photo):
     for cfg in (AugmentConfig(), AugmentConfig.from_recipe("imagenet", size=24)):
         big = np.array(Image.fromarray(photo).resize((45, 37)))
@@ -392,7 +481,12 @@ def test_to_float_tensor():
 
 def test_recipes_and_overrides():
     cifar = AugmentConfig()
-    assert (cifar.size, cifar.crop_scale, cifar.interpolation, cifar.blur_p) == (32, (0.1, 1.0), "bicubic", 0.0)
+    assert (cifar.size, cifar.crop_scale, cifar.interpolation, cifar.blur_p) == (
+        32,
+        (0.1, 1.0),
+        "bicubic",
+        0.0,
+    )
     assert cifar.jitter_strength == (0.4, 0.4, 0.4, 0.1) and cifar.jitter_p == 0.8
     imagenet = AugmentConfig.from_recipe("imagenet")
     assert (imagenet.size, imagenet.crop_scale, imagenet.blur_p) == (224, (0.08, 1.0), 0.5)

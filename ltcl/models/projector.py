@@ -1,0 +1,31 @@
+"""Projection head used by the contrastive loss (the backbone features are what gets evaluated)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ltcl.errors import ConfigError
+
+
+class Projector(nn.Sequential):
+    """Linear(d, h) - BN - ReLU - Linear(h, out, no bias) - BN, the SDCLR/COLT/BCL head.
+
+    The final BatchNorm makes the second Linear's bias redundant, hence ``bias=False``. Returns the
+    unnormalised (B, out_dim) projection; the loss L2-normalises it.
+    """
+
+    def __init__(self, in_dim: int, hidden_dim: int | None = None, out_dim: int = 128) -> None:
+        hidden_dim = in_dim if hidden_dim is None else hidden_dim
+        for name, value in (("in_dim", in_dim), ("hidden_dim", hidden_dim), ("out_dim", out_dim)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"Projector {name} must be a positive integer; got {value!r}.")
+        super().__init__(
+            nn.Linear(in_dim, hidden_dim),
+            nn.BatchNorm1d(hidden_dim),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden_dim, out_dim, bias=False),
+            nn.BatchNorm1d(out_dim),
+        )
+        self.in_dim = in_dim
+        self.hidden_dim = hidden_dim
+        self.out_dim = out_dim
