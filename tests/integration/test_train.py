@@ -40,7 +40,7 @@ def test_train_two_epochs_writes_results_and_checkpoint(tmp_path):
     assert results["train_images"] == sum(saved["per_class"]["train_count"])
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert (run / "split" / "split.json").is_file()
-    assert (run / "csv" / "metrics.csv").is_file()
+    assert (run / "csv" / "version_0" / "metrics.csv").is_file()
 
 
 def test_resume_continues_from_last_checkpoint(tmp_path):
@@ -50,8 +50,10 @@ def test_resume_continues_from_last_checkpoint(tmp_path):
     results = train(compose_train(tmp_path, [*TINY, "trainer.max_epochs=2", "eval.test_at_end=false"]))
     second = torch.load(last, weights_only=False)
     assert second["epoch"] == first["epoch"] + 1 and results["epochs"] == 2
-    # Only the second epoch ran in the resumed process.
+    # Only the second epoch ran in the resumed process; the first part's log is kept.
     assert len(results["epoch_times_s"]) == 1
+    csv_dir = tmp_path / "run" / "csv"
+    assert sorted(p.name for p in csv_dir.iterdir()) == ["version_0", "version_1"]
     assert second["global_step"] == 2 * first["global_step"]
 
 
@@ -110,4 +112,4 @@ def test_wandb_logger_offline(tmp_path, monkeypatch):
     train(cfg)
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1, "wandb should have written one offline run to sync later"
-    assert (tmp_path / "run" / "csv" / "metrics.csv").is_file()
+    assert (tmp_path / "run" / "csv" / "version_0" / "metrics.csv").is_file()
