@@ -1,0 +1,91 @@
+"""``ltcl-report``: summarise the results.json of one or more (multi)run directories.
+
+A plain argparse command rather than a Hydra app: it only reads finished runs, and
+Hydra would create an output directory of its own for every report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ltcl.errors import LtclError
+from ltcl.report.aggregate import (
+    DEFAULT_GROUP_BY,
+    DEFAULT_METRICS,
+    aggregate,
+    find_results,
+    load_results,
+    to_csv,
+    to_markdown,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ltcl-report",
+        description=(
+            "Summarise ltcl-train/ltcl-eval runs as mean ± population std per method and "
+            "dataset; prints Markdown and writes report.md and report.csv."
+        ),
+    )
+    parser.add_argument(
+        "dirs", nargs="+", metavar="DIR", help="run or multirun directories (searched recursively)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where report.md and report.csv go (default: the first DIR)",
+    )
+    parser.add_argument(
+        "--metrics",
+        nargs="+",
+        default=list(DEFAULT_METRICS),
+        help="protocols to report; dotted names reach few-shot, e.g. few_shot.100shot "
+        "(default: knn linear)",
+    )
+    parser.add_argument(
+        "--group-by",
+        nargs="+",
+        default=list(DEFAULT_GROUP_BY),
+        help="results.json keys that define a row (default: method dataset); add "
+        "imbalance_ratio when a sweep mixes ratios",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (0, or 2 with a message on bad input)."""
+    args = build_parser().parse_args(argv)
+    try:
+        runs = load_results(find_results(args.dirs))
+        rows = aggregate(runs, metrics=args.metrics, group_by=args.group_by)
+        markdown = to_markdown(rows, per_run=runs)
+        out = args.out
+        if out is None:
+            first = Path(args.dirs[0])
+            out = first.parent if first.is_file() else first
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "report.md").write_text(markdown, encoding="utf-8")
+            (out / "report.csv").write_text(to_csv(rows), encoding="utf-8")
+        except OSError as err:
+            print(
+                f"ltcl-report: error: cannot write the report into {out} ({err}): "
+                "pass a writable directory with --out",
+                file=sys.stderr,
+            )
+            return 2
+    except LtclError as err:
+        print(f"ltcl-report: error: {err}", file=sys.stderr)
+        return 2
+    print(markdown, end="")
+    print(f"\n[ltcl-report] {len(runs)} runs -> {out / 'report.md'}, {out / 'report.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
