@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TCMALLOC := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 /usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4))
 RUN := $(if $(TCMALLOC),LD_PRELOAD=$(TCMALLOC)) WANDB_MODE=$${WANDB_MODE:-offline}
 
-.PHONY: help install test test-all test-slow test-ddp lint format demo clean benchmark-simclr
+.PHONY: help install test test-all test-gpu test-slow test-ddp lint format demo clean benchmark-simclr
 
 help: ## list the commands
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ test: install ## fast test suite (not slow, not ddp, not gpu)
 test-all: install ## every CPU test, slow and 2-process DDP tiers included
 	$(RUN) $(PY) -m pytest -m "not gpu" -q
 
+test-gpu: install ## the CUDA tests (needs a GPU)
+	$(RUN) $(PY) -m pytest -m gpu -q
+
 test-slow: install ## only the slow tier
 	$(RUN) $(PY) -m pytest -m slow -q
 
@@ -40,8 +43,10 @@ format: install ## ruff format and autofix
 	$(VENV)/bin/ruff format ltcl tests
 	$(VENV)/bin/ruff check --fix ltcl tests
 
-demo: install ## SimCLR on the embedded data (no download): train a few epochs and print kNN accuracy
-	$(RUN) $(VENV)/bin/ltcl-train experiment=demo
+demo: install ## SimCLR on the embedded data (no download): pretrain, evaluate, print the results table
+	$(RUN) $(VENV)/bin/ltcl-train experiment=demo trainer.enable_progress_bar=false
+	$(VENV)/bin/ltcl-report outputs/demo --metrics knn linear few_shot.1pct few_shot.100shot
+	@echo "Run directory: outputs/demo/ (results.json, *.png, checkpoints/, csv/); report: outputs/demo/report.md"
 
 benchmark-simclr: install ## recorded CPU run: SimCLR, small backbone, CIFAR-10-LT (JPEG copy) from ../shared/data
 	$(RUN) bash benchmarks/simclr_cifar10_lt_cpu.sh

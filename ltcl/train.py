@@ -3,27 +3,26 @@
     ltcl-train method=simclr data=cifar10_lt_folder model=cifar_resnet18 trainer=gpu
 
 The run directory is stable (`outputs/<task>/<run_name>`), so a restarted job resumes
-from its own `checkpoints/last.ckpt` (ckpt_path=last, the default). At the end the run
-writes `results.json` (machine-readable) next to the checkpoints.
+from its own `checkpoints/last.ckpt` (ckpt_path=last, the default). At the end the backbone is
+evaluated with `eval.protocols` (kNN and linear probe (b) by default) and the run writes
+`results.json` and plots next to the checkpoints.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
-import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from ltcl.errors import ConfigError
+from ltcl.evaluate import evaluate_backbone
+from ltcl.results import build_results, format_summary, write_results
 from ltcl.utils.checkpoint import AtomicCheckpointIO, resolve_resume_path
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -79,13 +78,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
         train_time = time.perf_counter() - started
-        if cfg.eval.test_at_end and not cfg.trainer.get("fast_dev_run"):
-            trainer.test(module, datamodule=datamodule, verbose=False)
-        results = collect_results(cfg, module, datamodule, train_time)
-        if trainer.is_global_zero:
-            write_json(out / "results.json", results)
-            print(f"[ltcl] results: {out / 'results.json'}", flush=True)
-            print(format_summary(results), flush=True)
+        results: dict[str, Any] = {}
+        if trainer.is_global_zero and not cfg.trainer.get("fast_dev_run"):
+            results = final_evaluation(cfg, module, datamodule, train_time)
+        trainer.strategy.barrier("ltcl-final-evaluation")
         return results
     finally:
         for logger in loggers:
@@ -95,61 +91,43 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 wandb.finish()
 
 
-def collect_results(cfg: DictConfig, module, datamodule, train_time: float) -> dict[str, Any]:
-    data = datamodule.summary()
-    knn = module.last_knn.get("test") or module.last_knn.get("val") or {}
-    return {
-        "method": cfg.method.name,
-        "dataset": data["dataset"],
-        "imbalance_ratio": cfg.data.split.get("imbalance_ratio"),
-        "split_seed": cfg.data.split.get("seed"),
-        "seed": cfg.seed,
-        "epochs": module.current_epoch,
-        "train_time_s": round(train_time, 2),
-        "epoch_times_s": [round(t, 3) for t in module.epoch_times],
-        "train_images": data["train_images"],
-        "metrics": {
-            "knn": {k: knn[k] for k in ("all", "many", "medium", "few", "std") if k in knn},
-            "knn_evaluated_on": "test" if "test" in module.last_knn else "val",
-        },
-        "per_class": {
-            "train_count": data["class_counts"],
-            "knn_acc": knn.get("per_class"),
-        },
-        "class_groups": data["class_groups"],
-        "split": data["split"],
-        "environment": {
-            "torch": torch.__version__,
-            "lightning": L.__version__,
-            "python": platform.python_version(),
-            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-            "cpu_count": os.cpu_count(),
-        },
-        "config": OmegaConf.to_container(cfg, resolve=True),
-    }
-
-
-def format_summary(results: dict[str, Any]) -> str:
-    knn = results["metrics"]["knn"]
-    cells = " ".join(
-        f"{k}={knn[k]:.2f}" for k in ("all", "many", "medium", "few", "std") if k in knn
+def final_evaluation(cfg: DictConfig, module, datamodule, train_time: float) -> dict[str, Any]:
+    """Evaluate the trained backbone (rank zero only), write results.json and the plots."""
+    evaluation = evaluate_backbone(
+        module.backbone,
+        datamodule,
+        protocols=cfg.eval.protocols,
+        options=OmegaConf.to_container(cfg.eval, resolve=True),
+        device=cfg.eval.device,
     )
-    return (
-        f"[ltcl] {results['method']} on {results['dataset']}: kNN ({results['metrics']['knn_evaluated_on']}) "
-        f"{cells} | {results['epochs']} epochs in {results['train_time_s']:.1f} s"
+    results = build_results(
+        method=cfg.method.name,
+        data_summary=datamodule.summary(),
+        evaluation=evaluation,
+        config=OmegaConf.to_container(cfg, resolve=True),
+        seed=cfg.seed,
+        epochs=module.current_epoch,
+        train_time_s=train_time,
+        extra={"epoch_times_s": [round(t, 3) for t in module.epoch_times]},
     )
-
-
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=float))
-    os.replace(tmp, path)
+    out = output_dir(cfg)
+    write_results(
+        out,
+        results,
+        evaluation["features"],
+        plots=cfg.eval.plots,
+        projection=cfg.eval.embedding_projection,
+    )
+    print(format_summary(results), flush=True)
+    print(f"[ltcl] results: {out / 'results.json'}", flush=True)
+    return results
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
     results = train(cfg)
-    return results["metrics"]["knn"].get("all")
+    knn = results.get("metrics", {}).get("knn", {})
+    return knn.get("all")
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ subclasses it and implements :meth:`training_loss`.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -144,6 +145,18 @@ class ContrastiveModule(L.LightningModule):
     def extra_trainable_modules(self) -> list[nn.Module]:
         """Heads a method adds (for example a domain classifier); in the optimiser too."""
         return []
+
+    # ---- checkpoints ------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record which data the model was trained on, so that ltcl-eval can refuse a mismatch."""
+        datamodule = getattr(self._trainer, "datamodule", None)
+        if datamodule is not None and getattr(datamodule, "split", None) is not None:
+            checkpoint["ltcl_data"] = {
+                "dataset": datamodule.name,
+                "num_classes": datamodule.num_classes,
+                "class_counts": [int(c) for c in datamodule.split.class_counts],
+                "seed": os.environ.get("PL_GLOBAL_SEED"),
+            }
 
     # ---- online kNN monitor -------------------------------------------------------------
     def setup(self, stage: str) -> None:

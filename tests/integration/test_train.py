@@ -21,6 +21,7 @@ TINY = [
     "trainer.limit_train_batches=2",
     "data.global_batch_size=32",
     "optim.schedule.warmup_epochs=1",
+    "eval.linear_b.epochs=20",
 ]
 
 
@@ -31,23 +32,26 @@ def test_train_two_epochs_writes_results_and_checkpoint(tmp_path):
     saved = json.loads((run / "results.json").read_text())
     assert saved["method"] == "simclr" and saved["dataset"] == "digits_lt"
     assert saved["epochs"] == 2 and len(saved["epoch_times_s"]) == 2
-    knn = saved["metrics"]["knn"]
-    assert set(knn) == {"all", "many", "medium", "few", "std"}
-    assert 0.0 <= knn["all"] <= 100.0
-    assert saved["metrics"]["knn_evaluated_on"] == "test"
-    assert len(saved["per_class"]["knn_acc"]) == 10
+    for protocol in ("knn", "linear"):
+        values = saved["metrics"][protocol]
+        assert {"all", "many", "medium", "few", "std", "per_class_std"} <= set(values)
+        assert 0.0 <= values["all"] <= 100.0
+    assert len(saved["per_class"]["knn_acc"]) == len(saved["per_class"]["linear_acc"]) == 10
+    assert len(saved["split"]["files"]["train_indices"]["sha256"]) == 64
     assert saved["per_class"]["train_count"][0] == 100  # n_max of the embedded split
     assert results["train_images"] == sum(saved["per_class"]["train_count"])
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert (run / "split" / "split.json").is_file()
+    for png in ("per_class_accuracy.png", "group_accuracy.png", "embedding_2d.png"):
+        assert (run / png).stat().st_size > 1000
     assert (run / "csv" / "version_0" / "metrics.csv").is_file()
 
 
 def test_resume_continues_from_last_checkpoint(tmp_path):
-    train(compose_train(tmp_path, [*TINY, "trainer.max_epochs=1", "eval.test_at_end=false"]))
+    train(compose_train(tmp_path, [*TINY, "trainer.max_epochs=1", "eval.protocols=[]"]))
     last = Path(tmp_path / "run" / "checkpoints" / "last.ckpt")
     first = torch.load(last, weights_only=False)
-    results = train(compose_train(tmp_path, [*TINY, "trainer.max_epochs=2", "eval.test_at_end=false"]))
+    results = train(compose_train(tmp_path, [*TINY, "trainer.max_epochs=2", "eval.protocols=[]"]))
     second = torch.load(last, weights_only=False)
     assert second["epoch"] == first["epoch"] + 1 and results["epochs"] == 2
     # Only the second epoch ran in the resumed process; the first part's log is kept.
@@ -107,7 +111,7 @@ def test_wandb_logger_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     cfg = compose_train(
-        tmp_path, [*TINY, "trainer.max_epochs=1", "logger=wandb", "eval.test_at_end=false"]
+        tmp_path, [*TINY, "trainer.max_epochs=1", "logger=wandb", "eval.protocols=[]"]
     )
     train(cfg)
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))

@@ -1,0 +1,83 @@
+"""Rebuild a pretrained backbone from any ltcl checkpoint, with checks that name the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ltcl.errors import ConfigError
+from ltcl.models.backbones import build_backbone
+
+
+def load_backbone(
+    ckpt_path: str | Path, expected_backbone: dict | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The backbone phi of a checkpoint written by ltcl-train, and the checkpoint's metadata.
+
+    The architecture comes from the checkpoint's own hyper-parameters; `expected_backbone`
+    (a model config) is compared with it when given.
+    """
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise ConfigError(
+            f"checkpoint {path} does not exist: pass ckpt_path=<run dir>/checkpoints/last.ckpt "
+            "of an ltcl-train run"
+        )
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    hparams = checkpoint.get("hyper_parameters") or {}
+    spec = hparams.get("backbone")
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise ConfigError(
+            f"{path} is not an ltcl checkpoint (no backbone in its hyper-parameters): "
+            "evaluate checkpoints written by ltcl-train"
+        )
+    if expected_backbone and dict(expected_backbone) != dict(spec):
+        raise ConfigError(
+            f"{path} holds a {spec} backbone but the config asks for {dict(expected_backbone)}: "
+            "drop the model override or pick the matching checkpoint"
+        )
+    backbone = build_backbone(**spec)
+    prefix = "backbone."
+    state = {
+        k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)
+    }
+    try:
+        backbone.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise ConfigError(
+            f"the weights in {path} do not fit a {spec} backbone ({str(error).splitlines()[0]}): "
+            "the checkpoint was written by another architecture"
+        ) from error
+    meta = {
+        "method": hparams.get("name", "unknown"),
+        "backbone": spec,
+        "epoch": checkpoint.get("epoch"),
+        "global_step": checkpoint.get("global_step"),
+        "data": checkpoint.get("ltcl_data"),
+        "hyper_parameters": hparams,
+    }
+    return backbone, meta
+
+
+def check_data_matches(
+    meta: dict[str, Any], dataset: str, num_classes: int, class_counts: list[int]
+) -> None:
+    """Refuse to evaluate a checkpoint on data other than the run's (classes or split)."""
+    data = meta.get("data")
+    if not data:
+        return
+    if data["num_classes"] != num_classes or data["dataset"] != dataset:
+        raise ConfigError(
+            f"the checkpoint was trained on '{data['dataset']}' ({data['num_classes']} classes) "
+            f"but the data config is '{dataset}' ({num_classes} classes): pass data=... of the "
+            "training run"
+        )
+    if list(data["class_counts"]) != list(class_counts):
+        raise ConfigError(
+            "the data config's long-tailed split differs from the training run's (class counts "
+            f"{list(class_counts)} vs {list(data['class_counts'])}): use the same "
+            "data.split.* values (seed, imbalance_ratio, n_max) as the training run"
+        )

@@ -1,0 +1,93 @@
+"""`ltcl-eval`: evaluate a checkpoint of any ltcl method (Hydra app).
+
+    ltcl-eval ckpt_path=outputs/train/<run>/checkpoints/last.ckpt data=cifar10_lt_folder \\
+        eval.protocols=[knn,linear_b,linear_a,few_shot]
+
+The data config must be the training run's (same dataset and split values): the checkpoint
+records its dataset, class count and per-class training counts, and a mismatch is an error
+before any feature is extracted. Writes results.json and plots to outputs/eval/<run>_<tag>/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from ltcl.checkpoints import check_data_matches, load_backbone
+from ltcl.evaluate import evaluate_backbone
+from ltcl.results import build_results, format_summary, write_results
+from ltcl.train import CONFIG_DIR
+
+
+def _run_of(ckpt_path: str) -> str:
+    """The training run's name from <run>/checkpoints/x.ckpt (for the eval run directory)."""
+    path = Path(str(ckpt_path))
+    return path.parent.parent.name if path.parent.name == "checkpoints" else path.stem
+
+
+def _int_or_none(value) -> int | None:
+    return None if value in (None, "") else int(value)
+
+
+if not OmegaConf.has_resolver("run_of"):
+    OmegaConf.register_new_resolver("run_of", _run_of)
+
+
+def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
+    backbone, meta = load_backbone(cfg.ckpt_path)
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("test")
+    check_data_matches(
+        meta, datamodule.name, datamodule.num_classes, list(datamodule.split.class_counts)
+    )
+    evaluation = evaluate_backbone(
+        backbone,
+        datamodule,
+        protocols=cfg.eval.protocols,
+        options=OmegaConf.to_container(cfg.eval, resolve=True),
+        device=cfg.eval.device,
+    )
+    train_config = meta["hyper_parameters"]
+    results = build_results(
+        method=meta["method"],
+        data_summary=datamodule.summary(),
+        evaluation=evaluation,
+        config=OmegaConf.to_container(cfg, resolve=True),
+        seed=_int_or_none((meta["data"] or {}).get("seed")),
+        epochs=meta["epoch"],
+        extra={
+            "checkpoint": str(Path(cfg.ckpt_path).resolve()),
+            "checkpoint_global_step": meta["global_step"],
+            "method_hyper_parameters": {
+                k: v for k, v in train_config.items() if k not in ("optimizer",)
+            },
+        },
+    )
+    out = Path(cfg.paths.output_dir)
+    write_results(
+        out,
+        results,
+        evaluation["features"],
+        plots=cfg.eval.plots,
+        projection=cfg.eval.embedding_projection,
+    )
+    print(format_summary(results), flush=True)
+    print(f"[ltcl] results: {out / 'results.json'}", flush=True)
+    return results
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
+def _hydra_main(cfg: DictConfig) -> float | None:
+    return evaluate_checkpoint(cfg)["metrics"].get("knn", {}).get("all")
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()
