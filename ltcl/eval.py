@@ -18,8 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ltcl.checkpoints import check_data_matches, load_backbone
-from ltcl.evaluate import evaluate_backbone
-from ltcl.results import build_results, format_summary, write_results
+from ltcl.evaluate import evaluate_and_record
 from ltcl.train import CONFIG_DIR
 
 
@@ -44,40 +43,22 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     check_data_matches(
         meta, datamodule.name, datamodule.num_classes, list(datamodule.split.class_counts)
     )
-    evaluation = evaluate_backbone(
+    train_config = meta["hyper_parameters"]
+    return evaluate_and_record(
         backbone,
         datamodule,
-        protocols=cfg.eval.protocols,
-        options=OmegaConf.to_container(cfg.eval, resolve=True),
-        device=cfg.eval.device,
-    )
-    train_config = meta["hyper_parameters"]
-    results = build_results(
+        OmegaConf.to_container(cfg.eval, resolve=True),
+        cfg.paths.output_dir,
         method=meta["method"],
-        data_summary=datamodule.summary(),
-        evaluation=evaluation,
         config=OmegaConf.to_container(cfg, resolve=True),
         seed=_int_or_none((meta["data"] or {}).get("seed")),
         epochs=meta["epoch"],
         extra={
             "checkpoint": str(Path(cfg.ckpt_path).resolve()),
             "checkpoint_global_step": meta["global_step"],
-            "method_hyper_parameters": {
-                k: v for k, v in train_config.items() if k not in ("optimizer",)
-            },
+            "method_hyper_parameters": {k: v for k, v in train_config.items() if k != "optimizer"},
         },
     )
-    out = Path(cfg.paths.output_dir)
-    write_results(
-        out,
-        results,
-        evaluation["features"],
-        plots=cfg.eval.plots,
-        projection=cfg.eval.embedding_projection,
-    )
-    print(format_summary(results), flush=True)
-    print(f"[ltcl] results: {out / 'results.json'}", flush=True)
-    return results
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")

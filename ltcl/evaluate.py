@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,7 @@ from ltcl.metrics.linear_probe import (
     probe_train_transform,
     probe_with_frozen_backbone,
 )
+from ltcl.results import build_results, format_summary, write_results
 
 PROTOCOLS = ("knn", "linear_b", "linear_a", "few_shot")
 
@@ -252,3 +254,38 @@ def _few_shot(
             "train_images": len(indices),
         }
     return out
+
+
+def evaluate_and_record(
+    backbone: nn.Module,
+    datamodule: LongTailDataModule,
+    eval_options: dict[str, Any],
+    out_dir: str | Path,
+    **result_fields: Any,
+) -> dict[str, Any]:
+    """Evaluate, then write results.json and the plots to `out_dir` and print the summary.
+
+    `eval_options` is the resolved `eval` config group; `result_fields` go to
+    :func:`ltcl.results.build_results` (method, config, seed, epochs, ...).
+    """
+    evaluation = evaluate_backbone(
+        backbone,
+        datamodule,
+        protocols=eval_options.get("protocols", ("knn", "linear_b")),
+        options=eval_options,
+        device=eval_options.get("device", "auto"),
+    )
+    results = build_results(
+        data_summary=datamodule.summary(), evaluation=evaluation, **result_fields
+    )
+    out = Path(out_dir)
+    write_results(
+        out,
+        results,
+        evaluation["features"],
+        plots=eval_options.get("plots", True),
+        projection=eval_options.get("embedding_projection", "pca"),
+    )
+    print(format_summary(results), flush=True)
+    print(f"[ltcl] results: {out / 'results.json'}", flush=True)
+    return results

@@ -21,8 +21,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from ltcl.errors import ConfigError
-from ltcl.evaluate import evaluate_backbone
-from ltcl.results import build_results, format_summary, write_results
+from ltcl.evaluate import evaluate_and_record
 from ltcl.utils.checkpoint import AtomicCheckpointIO, resolve_resume_path
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -93,34 +92,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 def final_evaluation(cfg: DictConfig, module, datamodule, train_time: float) -> dict[str, Any]:
     """Evaluate the trained backbone (rank zero only), write results.json and the plots."""
-    evaluation = evaluate_backbone(
+    return evaluate_and_record(
         module.backbone,
         datamodule,
-        protocols=cfg.eval.protocols,
-        options=OmegaConf.to_container(cfg.eval, resolve=True),
-        device=cfg.eval.device,
-    )
-    results = build_results(
+        OmegaConf.to_container(cfg.eval, resolve=True),
+        output_dir(cfg),
         method=cfg.method.name,
-        data_summary=datamodule.summary(),
-        evaluation=evaluation,
         config=OmegaConf.to_container(cfg, resolve=True),
         seed=cfg.seed,
         epochs=module.current_epoch,
         train_time_s=train_time,
         extra={"epoch_times_s": [round(t, 3) for t in module.epoch_times]},
     )
-    out = output_dir(cfg)
-    write_results(
-        out,
-        results,
-        evaluation["features"],
-        plots=cfg.eval.plots,
-        projection=cfg.eval.embedding_projection,
-    )
-    print(format_summary(results), flush=True)
-    print(f"[ltcl] results: {out / 'results.json'}", flush=True)
-    return results
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
