@@ -39,8 +39,10 @@ def test_list_file_config_without_paths_says_what_is_missing(tmp_path):
 
 @pytest.mark.parametrize("name", options("ood"))
 def test_ood_configs_instantiate(tmp_path, name):
-    extra = {"imagefolder": ["ood.source.root=/pool"],
-             "listfile": ["ood.source.list_path=/l.txt", "ood.source.image_root=/i"]}
+    extra = {
+        "imagefolder": ["ood.source.root=/pool"],
+        "listfile": ["ood.source.list_path=/l.txt", "ood.source.image_root=/i"],
+    }
     cfg = compose_train(tmp_path, [f"ood={name}", *extra.get(name, [])])
     assert isinstance(instantiate(cfg.ood), OODPoolDataModule)
 

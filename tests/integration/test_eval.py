@@ -51,8 +51,11 @@ def compose_eval(tmp_path: Path, overrides: list[str]):
 def test_every_protocol_writes_results_and_plots(checkpoint, tmp_path):
     cfg = compose_eval(
         tmp_path,
-        [f"ckpt_path={checkpoint}", "eval.protocols=[knn,linear_b,linear_a,few_shot]",
-         *FAST_PROBES],
+        [
+            f"ckpt_path={checkpoint}",
+            "eval.protocols=[knn,linear_b,linear_a,few_shot]",
+            *FAST_PROBES,
+        ],
     )
     results = evaluate_checkpoint(cfg)
     saved = json.loads((tmp_path / "eval" / "results.json").read_text())

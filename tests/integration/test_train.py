@@ -80,8 +80,12 @@ def test_batch_not_divisible_by_devices(tmp_path):
 def test_missing_data_path_is_a_clear_error(tmp_path):
     cfg = compose_train(
         tmp_path,
-        [*TINY, "data=cifar10_lt_folder", "data.train_source.archive=null",
-         "data.test_source.archive=null"],
+        [
+            *TINY,
+            "data=cifar10_lt_folder",
+            "data.train_source.archive=null",
+            "data.test_source.archive=null",
+        ],
     )
     with pytest.raises(DataError, match="cifar10"):
         train(cfg)
@@ -96,11 +100,17 @@ def test_imbalance_ratio_below_one(tmp_path):
 def test_console_script_runs_a_few_steps(tmp_path):
     env = {**os.environ, "WANDB_MODE": "disabled", "LTCL_LOG_DIR": str(tmp_path)}
     command = [
-        sys.executable, "-m", "ltcl.train", *TINY, "trainer.max_epochs=1",
-        "trainer.enable_progress_bar=false", "logger=csv",
+        sys.executable,
+        "-m",
+        "ltcl.train",
+        *TINY,
+        "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false",
+        "logger=csv",
     ]
-    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     results = list(Path(tmp_path).glob("train/*/results.json"))
     assert len(results) == 1

@@ -47,7 +47,9 @@ def test_items_carry_their_index_and_batched_views_differ(tmp_path):
     dm = make_dm(tmp_path)
     batch = next(iter(dm.train_dataloader()))
     assert batch["image_uint8"].dtype == torch.uint8 and batch["index"].shape == (32,)
-    labels = torch.tensor([dm.train_set.source.labels[dm.train_set.indices[i]] for i in batch["index"]])
+    labels = torch.tensor(
+        [dm.train_set.source.labels[dm.train_set.indices[i]] for i in batch["index"]]
+    )
     assert torch.equal(labels, batch["label"])
     out = dm.on_after_batch_transfer(batch, 0)
     view1, view2 = out["views"]
@@ -105,8 +107,9 @@ def test_carve_balanced_needs_enough_images():
 
 
 def test_ood_pool_candidates_are_seeded_per_round():
-    pool = OODPoolDataModule("crops", lambda: sample_photo_crops(num_crops=300, seed=0),
-                             candidates_per_round=50, seed=3)
+    pool = OODPoolDataModule(
+        "crops", lambda: sample_photo_crops(num_crops=300, seed=0), candidates_per_round=50, seed=3
+    )
     pool.setup()
     assert len(pool) == 300
     first, again, second = pool.candidates(0), pool.candidates(0), pool.candidates(1)
@@ -121,8 +124,9 @@ def test_ood_pool_candidates_are_seeded_per_round():
 def test_empty_ood_pool_is_an_error():
     from ltcl.data.sources import ImageSource
 
-    empty = ImageSource(labels=np.zeros(0, np.int64), classes=[],
-                        images=np.zeros((0, 32, 32, 3), np.uint8))
+    empty = ImageSource(
+        labels=np.zeros(0, np.int64), classes=[], images=np.zeros((0, 32, 32, 3), np.uint8)
+    )
     pool = OODPoolDataModule("empty", lambda: empty)
     with pytest.raises(DataError, match="no images"):
         pool.setup()

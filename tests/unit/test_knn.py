@@ -40,7 +40,9 @@ def test_matches_slow_reference_with_chunks():
     bank, queries = torch.randn(50, 6, generator=g), torch.randn(9, 6, generator=g)
     labels = torch.randint(0, 4, (50,), generator=g)
     fast = knn_predict(queries, bank, labels, 4, k=7, temperature=0.5, chunk_size=4)
-    torch.testing.assert_close(fast, reference_knn(queries, bank, labels, 4, 7, 0.5), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        fast, reference_knn(queries, bank, labels, 4, 7, 0.5), rtol=1e-4, atol=1e-4
+    )
 
 
 def test_k_larger_than_bank_uses_whole_bank():
