@@ -1,0 +1,134 @@
+"""OOD selection rules of a sampling round: per-cluster budgets and picks without duplicates.
+
+Plain NumPy/PyTorch, no Lightning. A round (METHOD.md, Stage 1, item 3) clusters the ID
+embeddings, gives each cluster a share of the budget K that favours small (tail) clusters,
+and lets each cluster take the OOD images that fit it best. Three rules share the interface:
+
+- ``kl_cluster`` (the paper's, [recon] rule): budget ∝ max(0, n_ref - n_k) with n_ref the
+  largest cluster; cluster k takes the untaken OOD images with the highest soft assignment
+  q_jk (Student-t kernel of the refined clustering);
+- ``colt`` (COLT, ICLR 2023): budget = softmax(-zscore(mean tail score of the cluster) / T);
+  cluster k takes the untaken OOD images nearest (cosine) to its centre;
+- ``random`` (the control): K uniformly random OOD images, no pseudo labels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ltcl.errors import ConfigError, DataError
+
+
+def round_to_total(weights: np.ndarray, total: int) -> np.ndarray:
+    """Integers proportional to `weights` that sum exactly to `total` (largest remainder).
+
+    COLT gives the whole rounding remainder to its last cluster; the largest-remainder rule
+    spreads it to the clusters that lost most by rounding down, so no cluster is favoured by
+    its position.
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    if total < 0:
+        raise ConfigError(f"the OOD budget must be >= 0, got {total}")
+    if weights.sum() <= 0:
+        raise ValueError("budget weights are all zero")
+    exact = weights / weights.sum() * total
+    counts = np.floor(exact).astype(np.int64)
+    remainder = total - int(counts.sum())
+    order = np.argsort(-(exact - counts), kind="stable")
+    counts[order[:remainder]] += 1
+    return counts
+
+
+def gap_budgets(cluster_sizes: np.ndarray, total: int) -> np.ndarray:
+    """b_k ∝ max(0, n_ref - n_k), n_ref = max_k n_k: the tail is filled up towards the head.
+
+    When every cluster has the same size there is no tail; the budget is then split evenly.
+    """
+    sizes = np.asarray(cluster_sizes, dtype=np.float64)
+    gap = np.maximum(0.0, sizes.max() - sizes)
+    if gap.sum() == 0:
+        gap = np.ones_like(sizes)
+    return round_to_total(gap, total)
+
+
+def softmax_tail_budgets(
+    cluster_tail_scores: np.ndarray, total: int, temperature: float = 1.0
+) -> np.ndarray:
+    """COLT's budget: softmax(-zscore(w) / T) of each cluster's mean tail score w.
+
+    A high tail score means many close neighbours (head-like), so it gets less. z-scores use
+    the unbiased std as COLT does; equal scores give an even split.
+    """
+    if temperature <= 0:
+        raise ConfigError(f"sampler.temperature must be > 0, got {temperature}")
+    scores = np.asarray(cluster_tail_scores, dtype=np.float64)
+    std = scores.std(ddof=1) if len(scores) > 1 else 0.0
+    z = (scores - scores.mean()) / std if std > 0 else np.zeros_like(scores)
+    logits = -z / temperature
+    weights = np.exp(logits - logits.max())
+    return round_to_total(weights, total)
+
+
+def _check_budget(budgets: np.ndarray, pool_size: int) -> np.ndarray:
+    budgets = np.asarray(budgets, dtype=np.int64)
+    if (budgets < 0).any():
+        raise ConfigError(f"cluster budgets must be >= 0, got {budgets.tolist()}")
+    if budgets.sum() > pool_size:
+        raise DataError(
+            f"the OOD budget ({int(budgets.sum())} images) is larger than the OOD pool or its "
+            f"candidate subset ({pool_size} images): lower sampler.budget or raise "
+            "ood.candidates_per_round"
+        )
+    return budgets
+
+
+def pick_by_score(
+    scores: torch.Tensor, budgets: np.ndarray, order: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each cluster k takes its b_k untaken pool items with the highest scores[:, k].
+
+    Clusters pick in `order` (default: the largest budget first, so the tail clusters that
+    need the most images are not left with what others passed over); an image taken by one
+    cluster is skipped by the next. Returns (pool indices, pseudo labels = cluster ids),
+    every index once.
+    """
+    budgets = _check_budget(budgets, scores.shape[0])
+    num_clusters = scores.shape[1]
+    if len(budgets) != num_clusters:
+        raise ValueError(f"{len(budgets)} budgets for {num_clusters} clusters")
+    if order is None:
+        order = np.argsort(-budgets, kind="stable")
+    taken = torch.zeros(scores.shape[0], dtype=torch.bool)
+    picked, labels = [], []
+    scores = scores.detach().float().cpu()
+    for k in order:
+        need = int(budgets[k])
+        if need == 0:
+            continue
+        column = scores[:, k].masked_fill(taken, float("-inf"))
+        chosen = torch.topk(column, need).indices
+        taken[chosen] = True
+        picked.append(chosen.numpy())
+        labels.append(np.full(need, k, dtype=np.int64))
+    if not picked:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(picked).astype(np.int64), np.concatenate(labels)
+
+
+def pick_nearest_to_centres(
+    pool_embeddings: torch.Tensor, centroids: torch.Tensor, budgets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """COLT's pick: cosine similarity to each cluster centre, clusters in index order."""
+    pool = torch.nn.functional.normalize(pool_embeddings.float(), dim=1)
+    centres = torch.nn.functional.normalize(centroids.float(), dim=1)
+    similarity = pool @ centres.T
+    return pick_by_score(similarity, budgets, order=np.arange(len(budgets)))
+
+
+def pick_random(pool_size: int, total: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The control: `total` distinct pool items drawn uniformly, pseudo label -1."""
+    _check_budget(np.array([total]), pool_size)
+    rng = np.random.default_rng(seed)
+    picked = np.sort(rng.choice(pool_size, size=total, replace=False)).astype(np.int64)
+    return picked, np.full(total, -1, dtype=np.int64)
