@@ -127,3 +127,34 @@ def test_wandb_logger_offline(tmp_path, monkeypatch):
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1, "wandb should have written one offline run to sync later"
     assert (tmp_path / "run" / "csv" / "version_0" / "metrics.csv").is_file()
+
+
+def test_multirun_over_split_seeds_and_report(tmp_path):
+    env = {**os.environ, "WANDB_MODE": "disabled", "LTCL_LOG_DIR": str(tmp_path)}
+    command = [
+        sys.executable,
+        "-m",
+        "ltcl.train",
+        "-m",
+        *TINY,
+        "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false",
+        "eval.protocols=[knn]",
+        "data.split.seed=0,1",
+    ]
+    done = subprocess.run(
+        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = sorted((tmp_path / "train" / "multirun").glob("*/results.json"))
+    assert [p.parent.name for p in runs] == [
+        "simclr_digits_lt_r10_split0_seed0",
+        "simclr_digits_lt_r10_split1_seed0",
+    ]
+    report = subprocess.run(
+        [sys.executable, "-m", "ltcl.report.cli", str(tmp_path / "train" / "multirun")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert report.returncode == 0 and "| simclr | digits_lt | 2 |" in report.stdout

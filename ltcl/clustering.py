@@ -1,0 +1,532 @@
+"""ID clustering for the OOD sampler: k-means++ / Lloyd, then DEC-style KL refinement.
+
+METHOD.md, Stage 1, item 2. At the start of each sampling round the ID embeddings `Z_id` are
+clustered: k-means gives initial centroids, which are then refined with the network frozen by
+minimising the KL clustering loss
+
+    q_ik = (1 + ||z_i - mu_k||^2 / d)^(-(d+1)/2) / sum_k' (...)      (Student-t kernel, d dof)
+    p_ik = (q_ik^2 / h_k) / sum_k' (q_ik'^2 / h_k'),  h_k = (sum_i q_ik)^gamma
+    L    = (1/B) sum_i sum_k p_ik log(p_ik / q_ik)
+
+The pseudo labels `argmax_k q_ik` and the cluster sizes `n_k` then drive the per-cluster OOD
+budget (item 3, implemented elsewhere).
+
+Everything here is plain PyTorch, runs on the device of its input, never builds an N x N matrix
+(only N x K, in chunks where N is large) and draws all randomness from a seeded CPU
+`torch.Generator`, so that CPU and CUDA runs with the same seed make the same random choices.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from ltcl.errors import ConfigError, DataError
+
+__all__ = [
+    "ClusteringResult",
+    "KMeansResult",
+    "RefineResult",
+    "cluster_id_embeddings",
+    "cluster_kl_loss",
+    "kmeans",
+    "refine_centroids",
+    "student_t_assignments",
+    "target_distribution",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class KMeansResult:
+    """Output of `kmeans`; `assignments` and `inertia` are those of the returned centroids."""
+
+    centroids: Tensor  # (K, D)
+    assignments: Tensor  # (N,) int64
+    inertia: float  # sum_i min_k ||x_i - mu_k||^2
+    iterations_run: int  # Lloyd updates performed (<= iterations)
+
+
+@dataclass
+class RefineResult:
+    """Output of `refine_centroids`."""
+
+    centroids: Tensor  # (K, D), refined
+    losses: list[float]  # minibatch KL loss of every optimiser step
+    q: Tensor  # (N, K) soft assignments under the refined centroids
+
+
+@dataclass
+class ClusteringResult:
+    """Output of `cluster_id_embeddings`: what the OOD sampler and the logs need."""
+
+    centroids: Tensor  # (K, D)
+    q: Tensor  # (N, K) soft assignments
+    pseudo_labels: Tensor  # (N,) int64, argmax_k q_ik
+    cluster_sizes: Tensor  # (K,) int64, n_k = bincount(pseudo_labels)
+    kmeans_inertia: float
+    kl_losses: list[float]
+    degenerate_clusters: list[int] = field(default_factory=list)  # clusters with n_k <= 1
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------
+
+
+def _check_embeddings(x: Tensor, name: str = "embeddings") -> Tensor:
+    """Fail early on shapes and NaN; return a float tensor (half precision is upcast)."""
+    if not isinstance(x, Tensor):
+        raise DataError(f"{name} must be a torch.Tensor of shape (N, D), got {type(x).__name__}")
+    if x.ndim != 2 or x.shape[1] < 1:
+        raise DataError(
+            f"{name} must have shape (N, D) with D >= 1, got {tuple(x.shape)}; "
+            "flatten or stack the per-sample embeddings first"
+        )
+    if x.dtype not in (torch.float32, torch.float64):
+        # Half precision loses too much in ||x||^2 - 2 x.mu + ||mu||^2; integers are not embeddings.
+        x = x.float()
+    bad = int((~torch.isfinite(x)).sum())
+    if bad:
+        raise DataError(
+            "the embeddings contain NaN: the network diverged; lower the lr or resume from an "
+            f"earlier checkpoint ({bad} non-finite values in the {name}, shape {tuple(x.shape)})"
+        )
+    return x.detach()
+
+
+def _check_positive(value: float, name: str, hint: str) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ConfigError(f"{name} must be a finite number > 0, got {value!r}; {hint}")
+
+
+def _check_int(value: int, name: str, minimum: int, hint: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}; {hint}")
+
+
+def _check_centroids(centroids: Tensor, dim: int, dtype: torch.dtype, device) -> Tensor:
+    if not isinstance(centroids, Tensor) or centroids.ndim != 2 or centroids.shape[1] != dim:
+        shape = tuple(centroids.shape) if isinstance(centroids, Tensor) else type(centroids)
+        raise DataError(
+            f"centroids must have shape (K, {dim}) to match the embeddings, got {shape}; "
+            "pass the centroids of a clustering of these same embeddings"
+        )
+    if centroids.shape[0] < 1:
+        raise DataError("centroids must hold at least one cluster (K >= 1)")
+    centroids = centroids.detach().to(device=device, dtype=dtype)
+    if not bool(torch.isfinite(centroids).all()):
+        raise DataError(
+            "the centroids contain NaN or inf; re-run k-means on finite embeddings instead of "
+            "reusing a diverged clustering"
+        )
+    return centroids
+
+
+# --------------------------------------------------------------------------------------------
+# Distances
+# --------------------------------------------------------------------------------------------
+
+
+def _squared_distances(a: Tensor, b: Tensor, a_sq: Tensor | None = None) -> Tensor:
+    """||a_i - b_k||^2 as (len(a), len(b)) via the expansion, so no (N, K, D) tensor is built.
+
+    Clamped at 0 because the expansion can go slightly negative from rounding.
+    """
+    if a_sq is None:
+        a_sq = (a * a).sum(1)
+    b_sq = (b * b).sum(1)
+    d2 = torch.addmm(a_sq.unsqueeze(1) + b_sq.unsqueeze(0), a, b.T, alpha=-2.0)
+    return d2.clamp_min_(0.0) if not d2.requires_grad else d2.clamp_min(0.0)
+
+
+def _row_sq_norms(x: Tensor, chunk_size: int) -> Tensor:
+    return torch.cat([(c * c).sum(1) for c in x.split(chunk_size)])
+
+
+def _assign(x: Tensor, x_sq: Tensor, centroids: Tensor, chunk_size: int) -> tuple[Tensor, Tensor]:
+    """Nearest centroid and its squared distance for every row, chunk by chunk (N x K per chunk)."""
+    labels, dists = [], []
+    for xc, sq in zip(x.split(chunk_size), x_sq.split(chunk_size), strict=True):
+        d2 = _squared_distances(xc, centroids, sq)
+        dist, lab = d2.min(1)
+        labels.append(lab)
+        dists.append(dist)
+    return torch.cat(labels), torch.cat(dists)
+
+
+def _cluster_sums(x: Tensor, labels: Tensor, k: int, chunk_size: int) -> Tensor:
+    """Per-cluster sums in float64, deterministic on both CPU and CUDA.
+
+    CPU `index_add_` is sequential; on CUDA it uses atomics (order-dependent rounding), so a
+    one-hot matmul is used there instead.
+    """
+    sums = torch.zeros(k, x.shape[1], dtype=torch.float64, device=x.device)
+    for xc, lc in zip(x.split(chunk_size), labels.split(chunk_size), strict=True):
+        if x.is_cuda:
+            one_hot = torch.nn.functional.one_hot(lc, k).to(torch.float64)
+            sums += one_hot.T @ xc.to(torch.float64)
+        else:
+            sums.index_add_(0, lc, xc.to(torch.float64))
+    return sums
+
+
+# --------------------------------------------------------------------------------------------
+# k-means
+# --------------------------------------------------------------------------------------------
+
+
+def _kmeans_plus_plus(x: Tensor, x_sq: Tensor, k: int, gen: torch.Generator, chunk_size: int):
+    """k-means++ seeding (Arthur and Vassilvitskii 2007): each new centre is drawn with
+    probability proportional to its squared distance to the nearest centre chosen so far.
+
+    The draws use `gen` on CPU (inverse-CDF on a float64 copy of the distances), so the choice
+    does not depend on the device. If every remaining distance is 0 (fewer distinct points than
+    K), a not-yet-chosen index is drawn uniformly.
+    """
+    n = x.shape[0]
+    chosen = torch.zeros(n, dtype=torch.bool)
+    first = int(torch.randint(n, (1,), generator=gen))
+    chosen[first] = True
+    indices = [first]
+    min_d2 = torch.cat(
+        [
+            _squared_distances(c, x[first : first + 1], s)[:, 0]
+            for c, s in zip(x.split(chunk_size), x_sq.split(chunk_size), strict=True)
+        ]
+    )
+    for _ in range(1, k):
+        weights = min_d2.to(device="cpu", dtype=torch.float64)
+        weights[chosen] = 0.0
+        total = float(weights.sum())
+        if total > 0:
+            cdf = torch.cumsum(weights, 0)
+            u = torch.rand(1, generator=gen, dtype=torch.float64) * total
+            idx = int(torch.searchsorted(cdf, u, right=True).clamp_max(n - 1))
+            if weights[idx] <= 0:  # u landed on the very end of the CDF by rounding
+                idx = int(torch.nonzero(weights > 0)[-1])
+        else:
+            free = torch.nonzero(~chosen)[:, 0]
+            idx = int(free[torch.randint(len(free), (1,), generator=gen)])
+        chosen[idx] = True
+        indices.append(idx)
+        new_d2 = torch.cat(
+            [
+                _squared_distances(c, x[idx : idx + 1], s)[:, 0]
+                for c, s in zip(x.split(chunk_size), x_sq.split(chunk_size), strict=True)
+            ]
+        )
+        min_d2 = torch.minimum(min_d2, new_d2)
+    return x[torch.tensor(indices, device=x.device)].clone()
+
+
+def _reseed_empty(x: Tensor, labels: Tensor, min_d2: Tensor, counts: Tensor, sums: Tensor) -> None:
+    """Give every empty cluster the point farthest from its own centroid (in place).
+
+    Candidates are taken in order of decreasing distance (ties: lower index first, via a stable
+    sort), skipping points that are the only member of their cluster so that no new empty
+    cluster is created; the moved point is removed from its old cluster's sum. Deterministic,
+    and always possible because K <= N. This is scikit-learn's rule as well.
+    """
+    empty = torch.nonzero(counts == 0)[:, 0].tolist()
+    order = torch.sort(min_d2, descending=True, stable=True).indices.cpu()
+    labels_cpu = labels.cpu()
+    counts_cpu = counts.cpu().clone()
+    pos = 0
+    for k in empty:
+        while counts_cpu[labels_cpu[order[pos]]] <= 1:
+            pos += 1
+        i = int(order[pos])
+        old = int(labels_cpu[i])
+        pos += 1
+        counts_cpu[old] -= 1
+        counts_cpu[k] = 1
+        point = x[i].to(torch.float64)
+        sums[old] -= point
+        sums[k] = point
+        labels[i] = k
+    counts.copy_(counts_cpu.to(counts.device))
+
+
+@torch.no_grad()
+def kmeans(
+    x: Tensor,
+    num_clusters: int,
+    iterations: int = 50,
+    seed: int = 0,
+    tol: float = 1e-4,
+    chunk_size: int = 8192,
+    init: Tensor | None = None,
+) -> KMeansResult:
+    """Lloyd's k-means with k-means++ seeding on the device of `x`.
+
+    Stops after `iterations` updates or when the total squared centroid shift is at most
+    `tol * mean_feature_variance(x)` (scikit-learn's relative tolerance, so `tol` does not depend
+    on the scale of the embeddings). Distances are computed `chunk_size` rows at a time, so memory
+    is O(N D + chunk_size K): 100k+ points are fine. A cluster that becomes empty during the
+    iterations is re-seeded with the point farthest from its centroid (see `_reseed_empty`).
+    `init` (K, D) replaces k-means++ seeding, e.g. to warm-start from the previous round.
+    The returned assignments and inertia are recomputed for the returned centroids.
+    """
+    x = _check_embeddings(x)
+    n, dim = x.shape
+    _check_int(num_clusters, "num_clusters", 1, "set sampler.num_clusters to at least 1")
+    if num_clusters > n:
+        raise ConfigError(
+            f"Nc (sampler.num_clusters) larger than the ID set: num_clusters={num_clusters} but "
+            f"there are only {n} embeddings; set sampler.num_clusters to at most {n}"
+        )
+    _check_int(iterations, "iterations", 0, "use 0 for k-means++ seeding only")
+    _check_int(chunk_size, "chunk_size", 1, "a few thousand rows is a good chunk")
+    if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol >= 0):
+        raise ConfigError(f"tol must be a finite number >= 0, got {tol!r}; 1e-4 is the default")
+
+    x_sq = _row_sq_norms(x, chunk_size)
+    if init is None:
+        gen = torch.Generator().manual_seed(int(seed))
+        centroids = _kmeans_plus_plus(x, x_sq, num_clusters, gen, chunk_size)
+    else:
+        centroids = _check_centroids(init, dim, x.dtype, x.device).clone()
+        if centroids.shape[0] != num_clusters:
+            raise ConfigError(
+                f"init has {centroids.shape[0]} centroids but num_clusters={num_clusters}; "
+                "pass one initial centroid per cluster"
+            )
+    threshold = tol * float(x.var(0, unbiased=False).mean()) if n > 1 else 0.0
+
+    iterations_run = 0
+    for _ in range(iterations):
+        labels, min_d2 = _assign(x, x_sq, centroids, chunk_size)
+        counts = torch.bincount(labels, minlength=num_clusters)
+        sums = _cluster_sums(x, labels, num_clusters, chunk_size)
+        if bool((counts == 0).any()):
+            _reseed_empty(x, labels, min_d2, counts, sums)
+        new = (sums / counts.unsqueeze(1).to(torch.float64)).to(x.dtype)
+        shift = float(((new - centroids) ** 2).sum())
+        centroids = new
+        iterations_run += 1
+        if shift <= threshold:
+            break
+
+    labels, min_d2 = _assign(x, x_sq, centroids, chunk_size)
+    inertia = float(min_d2.to(torch.float64).sum())
+    return KMeansResult(centroids, labels, inertia, iterations_run)
+
+
+# --------------------------------------------------------------------------------------------
+# DEC-style KL clustering loss
+# --------------------------------------------------------------------------------------------
+
+
+def _log_student_t(z: Tensor, centroids: Tensor, dof: float) -> Tensor:
+    """log q (B, K): the unnormalised log kernel, then log-softmax, so tiny q do not underflow."""
+    d2 = _squared_distances(z, centroids)
+    logits = -(dof + 1.0) / 2.0 * torch.log1p(d2 / dof)
+    return torch.log_softmax(logits, dim=1)
+
+
+def student_t_assignments(z: Tensor, centroids: Tensor, dof: float = 1.0) -> Tensor:
+    """Soft assignments q (N, K), Student-t kernel with `dof` degrees of freedom (DEC).
+
+    Differentiable with respect to both inputs; computed in log space for stability.
+    """
+    _check_positive(dof, "dof", "the Student-t degrees of freedom; METHOD.md uses 1")
+    if not isinstance(z, Tensor) or z.ndim != 2:
+        raise DataError(f"z must have shape (N, D), got {getattr(z, 'shape', type(z))}")
+    if not isinstance(centroids, Tensor) or centroids.ndim != 2 or centroids.shape[1] != z.shape[1]:
+        raise DataError(
+            f"centroids must have shape (K, {z.shape[1]}) to match z, got "
+            f"{getattr(centroids, 'shape', type(centroids))}"
+        )
+    return _log_student_t(z, centroids, float(dof)).exp()
+
+
+def _check_q(q: Tensor, name: str = "q") -> None:
+    if not isinstance(q, Tensor) or q.ndim != 2 or q.shape[1] < 1:
+        raise DataError(f"{name} must have shape (N, K), got {getattr(q, 'shape', type(q))}")
+
+
+def _log_target(log_q: Tensor, gamma: float, frequency: Tensor | None) -> Tensor:
+    """log p from log q: log_softmax_k(2 log q_ik - gamma log f_k)."""
+    if frequency is None:
+        frequency = log_q.exp().sum(0)
+    tiny = torch.finfo(log_q.dtype).tiny
+    log_h = gamma * frequency.to(log_q.dtype).clamp_min(tiny).log()
+    return torch.log_softmax(2.0 * log_q - log_h, dim=1)
+
+
+def target_distribution(
+    q: Tensor, cluster_frequency_exponent: float = 1.0, frequency: Tensor | None = None
+) -> Tensor:
+    """DEC's sharpened target p (N, K) from soft assignments q.
+
+    `p_ik = (q_ik^2 / h_k) / sum_k' (q_ik'^2 / h_k')` with `h_k = f_k^gamma`, where `f_k` is the
+    soft cluster frequency `sum_i q_ik`. Squaring sharpens confident assignments; dividing by
+    `h_k` stops large clusters from absorbing everything (gamma = 1 is DEC, gamma = 0 turns the
+    correction off). `frequency` is `f_k` (K,) *before* the exponent: pass the frequency over the
+    whole set when `q` is only a minibatch. Returned without gradient (p is a fixed target).
+    """
+    _check_q(q)
+    gamma = cluster_frequency_exponent
+    if not (isinstance(gamma, (int, float)) and math.isfinite(gamma) and gamma >= 0):
+        raise ConfigError(
+            f"cluster_frequency_exponent (gamma) must be a finite number >= 0, got {gamma!r}; "
+            "1 is DEC's soft cluster frequency"
+        )
+    if frequency is not None:
+        if not isinstance(frequency, Tensor) or frequency.shape != (q.shape[1],):
+            raise DataError(
+                f"frequency must have shape ({q.shape[1]},), one soft count per cluster, got "
+                f"{getattr(frequency, 'shape', type(frequency))}"
+            )
+        if bool((frequency < 0).any()) or not bool(torch.isfinite(frequency).all()):
+            raise DataError("frequency must be finite and >= 0: it is sum_i q_ik over the set")
+        frequency = frequency.detach().to(q.device)
+    q = q.detach()
+    if frequency is None:
+        frequency = q.sum(0)
+    tiny = torch.finfo(q.dtype).tiny
+    return _log_target(q.clamp_min(tiny).log(), float(gamma), frequency).exp()
+
+
+def cluster_kl_loss(p: Tensor, q: Tensor) -> Tensor:
+    """KL clustering loss `(1/B) sum_i sum_k p_ik log(p_ik / q_ik)` (scalar).
+
+    Uses `xlogy` so that p_ik = 0 terms contribute 0 even where q_ik underflowed to 0.
+    """
+    _check_q(p, "p")
+    _check_q(q, "q")
+    if p.shape != q.shape:
+        raise DataError(
+            f"p and q must have the same shape, got {tuple(p.shape)} and {tuple(q.shape)}"
+        )
+    return (torch.xlogy(p, p) - torch.xlogy(p, q)).sum(1).mean()
+
+
+@torch.no_grad()
+def _full_log_q(z: Tensor, centroids: Tensor, dof: float, chunk_size: int) -> Tensor:
+    return torch.cat([_log_student_t(c, centroids, dof) for c in z.split(chunk_size)])
+
+
+def refine_centroids(
+    z: Tensor,
+    centroids: Tensor,
+    dof: float = 1.0,
+    gamma: float = 1.0,
+    iterations: int = 100,
+    batch_size: int = 1024,
+    lr: float = 1e-3,
+    target_update_interval: int | None = None,
+    seed: int = 0,
+    chunk_size: int = 8192,
+) -> RefineResult:
+    """Refine `centroids` by minimising the KL clustering loss with the embeddings fixed.
+
+    - Only the centroids move (`z` is detached): the guiding network is frozen here.
+    - Optimiser: Adam. Its step is about `lr` per coordinate whatever the loss scale (which
+      changes with Nc, dof and gamma), so `lr` reads as a distance in embedding units; with
+      L2-normalised embeddings 1e-3 x 100 steps moves a centroid by at most ~0.1 per coordinate.
+    - Target: p is recomputed from the current q over the *full* set (chunked) every
+      `target_update_interval` steps (None: once per pass over the data), and held fixed in
+      between, as in DEC; the first update is at step 0.
+    - Minibatches: a fresh seeded permutation per pass (last batch may be smaller), drawn from a
+      CPU generator, so a seed gives the same result on every run and device.
+    `losses` holds the minibatch loss of each step; `q` is the full-set q of the final centroids.
+    """
+    z = _check_embeddings(z)
+    n, dim = z.shape
+    mu0 = _check_centroids(centroids, dim, z.dtype, z.device)
+    _check_positive(dof, "dof", "the Student-t degrees of freedom; METHOD.md uses 1")
+    if not (isinstance(gamma, (int, float)) and math.isfinite(gamma) and gamma >= 0):
+        raise ConfigError(f"gamma must be a finite number >= 0, got {gamma!r}; 1 is DEC's choice")
+    _check_int(iterations, "iterations", 0, "use 0 to skip the KL refinement")
+    _check_int(batch_size, "batch_size", 1, "1024 is the default")
+    _check_positive(lr, "lr", "1e-3 (Adam) is the default")
+    _check_int(chunk_size, "chunk_size", 1, "a few thousand rows is a good chunk")
+    batch = min(batch_size, n)
+    if target_update_interval is None:
+        target_update_interval = math.ceil(n / batch)
+    _check_int(target_update_interval, "target_update_interval", 1, "None means once per pass")
+
+    dof, gamma = float(dof), float(gamma)
+    mu = mu0.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([mu], lr=lr)
+    gen = torch.Generator().manual_seed(int(seed))
+    losses: list[Tensor] = []
+    p = perm = None
+    pos = n
+    for step in range(iterations):
+        if step % target_update_interval == 0:
+            p = _log_target(_full_log_q(z, mu.detach(), dof, chunk_size), gamma, None).exp()
+        if pos >= n:
+            perm = torch.randperm(n, generator=gen).to(z.device)
+            pos = 0
+        idx = perm[pos : pos + batch]
+        pos += batch
+        log_q = _log_student_t(z[idx], mu, dof)
+        p_b = p[idx]
+        loss = (torch.xlogy(p_b, p_b) - p_b * log_q).sum(1).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.detach())
+
+    mu = mu.detach()
+    q = _full_log_q(z, mu, dof, chunk_size).exp()
+    loss_list = torch.stack(losses).cpu().tolist() if losses else []
+    return RefineResult(mu, loss_list, q)
+
+
+def cluster_id_embeddings(
+    z: Tensor,
+    num_clusters: int,
+    dof: float = 1.0,
+    gamma: float = 1.0,
+    kmeans_iterations: int = 50,
+    refine_iterations: int = 100,
+    batch_size: int = 1024,
+    lr: float = 1e-3,
+    target_update_interval: int | None = None,
+    seed: int = 0,
+    tol: float = 1e-4,
+    chunk_size: int = 8192,
+) -> ClusteringResult:
+    """Cluster the ID embeddings as METHOD.md says: k-means++ / Lloyd, then KL refinement.
+
+    Pseudo labels are `argmax_k q_ik` and `cluster_sizes` their bincount. A cluster with 0 or 1
+    member after refinement is *reported* in `degenerate_clusters` rather than raised: a bad
+    round should be visible in the logs, not kill a long run. The OOD sampler gives such
+    clusters no special treatment beyond their budget (a small n_k simply earns a large one).
+    """
+    km = kmeans(z, num_clusters, kmeans_iterations, seed=seed, tol=tol, chunk_size=chunk_size)
+    refined = refine_centroids(
+        z,
+        km.centroids,
+        dof=dof,
+        gamma=gamma,
+        iterations=refine_iterations,
+        batch_size=batch_size,
+        lr=lr,
+        target_update_interval=target_update_interval,
+        seed=seed,
+        chunk_size=chunk_size,
+    )
+    pseudo = refined.q.argmax(1)
+    sizes = torch.bincount(pseudo, minlength=num_clusters)
+    degenerate = torch.nonzero(sizes <= 1)[:, 0].tolist()
+    return ClusteringResult(
+        centroids=refined.centroids,
+        q=refined.q,
+        pseudo_labels=pseudo,
+        cluster_sizes=sizes,
+        kmeans_inertia=km.inertia,
+        kl_losses=refined.losses,
+        degenerate_clusters=degenerate,
+    )

@@ -1,0 +1,160 @@
+"""Pseudo semantic discrimination L_PSD (METHOD.md, Stage 1, item 4) with cross-process negatives.
+
+L_PSD is supervised-contrastive (Khosla et al. 2020, the L_out form) over all 2N views of
+the global batch, with cluster ids as labels. For anchor i with positive set P(i) and
+positive weights w_ip,
+
+    l_i = -(1 / sum_p w_ip) sum_{p in P(i)} w_ip log( exp(s_ip / tau) / sum_{k != i} exp(s_ik / tau) )
+
+P(i) is i's other view (w = 1) and every other view with i's pseudo label (w = beta). The
+loss is the mean of l_i over all 2N anchors. Without pseudo labels P(i) is the other view
+alone, so L_PSD is NT-Xent term by term (before the first sampling round).
+
+The two-view layout and the weighted L_out reduction are shared with the domain-level
+supervised-contrastive term in :mod:`ltcl.losses.domain`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ltcl.errors import ConfigError
+from ltcl.utils import distributed
+
+
+@dataclass(frozen=True)
+class _TwoViewLayout:
+    """Local anchors, gathered candidates and the columns a local anchor needs among them.
+
+    Rows: the 2B local views, ``cat([z1, z2])``. Columns: the 2G gathered views,
+    ``cat([all_z1, all_z2])`` with G = B * world. A label tensor (B,) follows the same
+    order after ``labels.repeat(2)`` (rows) and ``gather(labels).repeat(2)`` (columns).
+    """
+
+    anchors: torch.Tensor  # (2B, D)
+    candidates: torch.Tensor  # (2G, D)
+    own_column: torch.Tensor  # (2B,) column of the anchor itself, excluded everywhere
+    positive_column: torch.Tensor  # (2B,) column of the anchor's other view
+    gather: bool
+
+    def gather_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        """Per-view labels of the candidates (2G,): gathered without gradient, like ids."""
+        all_labels = distributed.gather_no_grad(labels) if self.gather else labels
+        return all_labels.repeat(2)
+
+
+def _check_temperature(temperature: float) -> None:
+    if not temperature > 0:
+        raise ConfigError(f"temperature must be > 0, got {temperature}; METHOD.md uses 0.2")
+
+
+def _check_views(z1: torch.Tensor, z2: torch.Tensor) -> None:
+    if z1.shape != z2.shape or z1.ndim != 2:
+        raise ConfigError(
+            f"views must both be (B, D), got {tuple(z1.shape)} and {tuple(z2.shape)}; "
+            "pass the two projector outputs of the same B images"
+        )
+
+
+def _two_view_layout(z1: torch.Tensor, z2: torch.Tensor, gather: bool) -> _TwoViewLayout:
+    """Normalise, gather with gradients and locate each local anchor's own and positive columns.
+
+    The rank offsets are those of :func:`ltcl.losses.nt_xent`: the local image b is global
+    image ``rank * B + b``, its views are columns ``g`` and ``g + G``.
+    """
+    _check_views(z1, z2)
+    z1 = F.normalize(z1, dim=1)
+    z2 = F.normalize(z2, dim=1)
+    batch = z1.shape[0]
+    if gather:
+        world, rank = distributed.world_size(), distributed.rank()
+        all_z1, all_z2 = distributed.gather_with_grad(z1), distributed.gather_with_grad(z2)
+    else:
+        world, rank = 1, 0
+        all_z1, all_z2 = z1, z2
+    global_batch = batch * world
+    local = torch.arange(batch, device=z1.device) + rank * batch
+    return _TwoViewLayout(
+        anchors=torch.cat([z1, z2], dim=0),
+        candidates=torch.cat([all_z1, all_z2], dim=0),
+        own_column=torch.cat([local, local + global_batch]),
+        positive_column=torch.cat([local + global_batch, local]),
+        gather=gather,
+    )
+
+
+def _supcon_from_positive_mask(
+    layout: _TwoViewLayout, positive_weights: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """Weighted L_out supervised-contrastive loss, mean over the local anchors.
+
+    `positive_weights` (2B, 2G) holds w_ip (0 = not a positive); the own column is
+    zeroed here, and every row must keep a positive weight elsewhere (the other view
+    always does). The denominator is every candidate but the anchor itself. The local
+    mean times DDP's gradient average is the mean over the global batch, because every
+    rank holds the same number of anchors (drop_last=True).
+    """
+    logits = layout.anchors @ layout.candidates.T / temperature
+    self_mask = F.one_hot(layout.own_column, num_classes=logits.shape[1]).bool()
+    log_prob = torch.log_softmax(logits.masked_fill(self_mask, float("-inf")), dim=1)
+    # 0 * -inf would be NaN: the own column carries no weight, so drop it before the product.
+    log_prob = log_prob.masked_fill(self_mask, 0.0)
+    weights = positive_weights.to(log_prob.dtype).masked_fill(self_mask, 0.0)
+    per_anchor = -(weights * log_prob).sum(dim=1) / weights.sum(dim=1)
+    return per_anchor.mean()
+
+
+def _check_labels(labels: torch.Tensor, batch: int, name: str, fix: str) -> None:
+    if labels.shape != (batch,):
+        raise ConfigError(f"{name} must be ({batch},) like the views, got {tuple(labels.shape)}")
+    if labels.dtype == torch.bool or labels.is_floating_point() or labels.is_complex():
+        raise ConfigError(f"{name} must be an integer tensor, got {labels.dtype}; {fix}")
+
+
+def psd_loss(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    pseudo_labels: torch.Tensor,
+    temperature: float = 0.2,
+    beta: float = 1.0,
+    gather: bool = True,
+) -> torch.Tensor:
+    """L_PSD of two views `z1`, `z2` (B, D) whose images carry `pseudo_labels` (B,).
+
+    Pseudo labels are cluster ids, shared by the ID and OOD images of a cluster, so ID
+    and OOD views of one cluster attract each other; a negative label (the convention is
+    -1) means "no pseudo label" (before the first sampling round, or an image outside
+    every cluster), and such an image has only its other view as positive. `beta` weighs
+    each same-cluster view relative to the instance positive: beta = 1 is SupCon with the
+    clusters as classes, beta = 0 is NT-Xent. The other view of the same image is the
+    instance positive (weight 1) even when it shares the label: it is one positive, not two.
+
+    The embeddings are L2-normalised here. With `gather=True` and a process group, the
+    candidates and labels come from every process (global batch B x world_size).
+    """
+    _check_temperature(temperature)
+    if not (math.isfinite(beta) and beta >= 0):
+        raise ConfigError(
+            f"beta must be a finite number >= 0, got {beta}; 1.0 weighs same-cluster views "
+            "like the other view, 0.0 turns L_PSD into NT-Xent"
+        )
+    # Every check runs before the first collective, so that a bad call fails on every rank
+    # instead of leaving the others waiting in all_gather.
+    _check_views(z1, z2)
+    _check_labels(
+        pseudo_labels,
+        z1.shape[0],
+        "pseudo_labels",
+        "pass cluster ids as a LongTensor with -1 for images without a pseudo label",
+    )
+    layout = _two_view_layout(z1, z2, gather)
+    anchor_labels = pseudo_labels.repeat(2)[:, None]
+    candidate_labels = layout.gather_labels(pseudo_labels)[None, :]
+    same_cluster = (anchor_labels == candidate_labels) & (anchor_labels >= 0)
+    weights = same_cluster.to(layout.anchors.dtype) * beta
+    weights = weights.scatter(1, layout.positive_column[:, None], 1.0)
+    return _supcon_from_positive_mask(layout, weights, temperature)
