@@ -48,19 +48,33 @@ def build_loggers(cfg: DictConfig) -> list:
     return [instantiate(node) for node in (cfg.get("logger") or {}).values()]
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit, optionally test with kNN, and write results.json; return the results dict."""
+def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict[str, Any]:
+    """Fit, evaluate, and write results.json; return the results dict.
+
+    `extra_callbacks` (Lightning callbacks) serve tests and programmatic use.
+    """
     check_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
     out = output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
 
     datamodule = instantiate(cfg.data)
+    if cfg.get("ood"):
+        datamodule.attach_ood_pool(instantiate(cfg.ood))
     module = instantiate(cfg.method, _convert_="all")
     checkpoint_dir = out / "checkpoints"
     callbacks = [
-        ModelCheckpoint(dirpath=checkpoint_dir, save_last=True, save_top_k=0, every_n_epochs=1),
+        # Saved after the module's on_train_epoch_end, so that a checkpoint holds the OOD
+        # sampling round that ran at the end of its epoch.
+        ModelCheckpoint(
+            dirpath=checkpoint_dir,
+            save_last=True,
+            save_top_k=0,
+            every_n_epochs=1,
+            save_on_train_epoch_end=True,
+        ),
         LearningRateMonitor(logging_interval="epoch"),
+        *(extra_callbacks or []),
     ]
     loggers = build_loggers(cfg)
     trainer = instantiate(
@@ -68,6 +82,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         callbacks=callbacks,
         logger=loggers or False,
         plugins=[AtomicCheckpointIO()],
+        # The training loader is rebuilt every epoch: its shuffle and augmentation generators
+        # are seeded per epoch (resume-exact), and a sampling round changes the OOD subset.
+        reload_dataloaders_every_n_epochs=1,
     )
     resume = resolve_resume_path(cfg.ckpt_path, checkpoint_dir)
     if resume and trainer.is_global_zero:

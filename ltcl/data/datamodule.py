@@ -21,7 +21,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from ltcl.data.sources import ImageSource, extract_archive, image_folder
 from ltcl.data.splits import (
@@ -75,6 +75,24 @@ class TwoViewDataset(Dataset):
             item["image_uint8"] = _image_tensor(image)
         else:
             item["views"] = [self.augment(image), self.augment(image)]
+        return item
+
+
+class SampledOODDataset(Dataset):
+    """The sampled OOD images as training items: {index (offset), views | image_uint8,
+    pseudo_label}. Indices are offset by the ID set's length so that an OOD image never shares
+    an id with an ID image (ANCHORS.md 2.2)."""
+
+    def __init__(self, two_views: TwoViewDataset, pseudo_labels: np.ndarray, id_offset: int):
+        self.two_views, self.pseudo_labels, self.id_offset = two_views, pseudo_labels, id_offset
+
+    def __len__(self) -> int:
+        return len(self.two_views)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item = self.two_views[i]
+        item["index"] = self.id_offset + i
+        item["label"] = int(self.pseudo_labels[i])
         return item
 
 
@@ -154,6 +172,9 @@ class LongTailDataModule(L.LightningDataModule):
             is already long-tailed): the validation images and the balanced kNN / probe set.
         root, lists_dir, image_root: user paths that the source configs interpolate;
             recorded in results.
+        seed: the run's seed. Shuffles and augmentations of epoch e are drawn from generators
+            seeded with (seed, epoch, rank), not from the global RNG, so that a run resumed
+            at an epoch boundary draws exactly what the uninterrupted run draws.
     """
 
     def __init__(
@@ -177,6 +198,7 @@ class LongTailDataModule(L.LightningDataModule):
         root: str | None = None,
         lists_dir: str | None = None,
         image_root: str | None = None,
+        seed: int = 0,
     ):
         super().__init__()
         if augment_on not in AUGMENT_ON:
@@ -217,8 +239,14 @@ class LongTailDataModule(L.LightningDataModule):
         self.split: LongTailSplit | None = None
         self.split_manifest: dict | None = None
         self.class_groups: dict[str, list[int]] | None = None
+        self.seed = seed
+        self._augment_generator = torch.Generator()
         self._batched_augment: BatchedAugment | None = None
         self._prepared = False
+        # Stage 1: the OOD pool and the subset that the last sampling round picked.
+        self.ood_pool = None
+        self.ood_subset = np.zeros(0, dtype=np.int64)
+        self.ood_subset_labels = np.zeros(0, dtype=np.int64)
 
     # ---- set-up ---------------------------------------------------------------------------
     def batch_size_per_device(self) -> int:
@@ -231,6 +259,8 @@ class LongTailDataModule(L.LightningDataModule):
         return self.global_batch_size // world
 
     def setup(self, stage: str | None = None) -> None:
+        if self.ood_pool is not None:
+            self.ood_pool.setup(stage)
         if self._prepared:
             return
         source = self.train_source_fn()
@@ -266,7 +296,9 @@ class LongTailDataModule(L.LightningDataModule):
             train_augment = PerSampleAugment(self.augment_cfg)
         else:
             train_augment = None
-            self._batched_augment = BatchedAugment(self.augment_cfg)
+            self._batched_augment = BatchedAugment(
+                self.augment_cfg, generator=self._augment_generator
+            )
         self.train_set = TwoViewDataset(source, self.split.train_indices, train_augment)
         bank_labels = np.asarray(bank_source.labels)
         bank = self._cap_per_class(self.split.balanced_indices, bank_labels)
@@ -338,19 +370,65 @@ class LongTailDataModule(L.LightningDataModule):
         return np.sort(np.concatenate(keep))
 
     # ---- loaders --------------------------------------------------------------------------
-    def _loader(self, dataset: Dataset, batch_size: int, train: bool) -> DataLoader:
+    def _epoch_seed(self, stream: int) -> int:
+        """Seed of one random stream (0: ID order, 1: OOD order, 2: augmentation) of this epoch."""
+        trainer = self.trainer
+        epoch = trainer.current_epoch if trainer is not None else 0
+        rank = trainer.global_rank if trainer is not None else 0
+        return int(np.random.SeedSequence([self.seed, epoch, rank, stream]).generate_state(1)[0])
+
+    def _loader(
+        self, dataset: Dataset, batch_size: int, train: bool, stream: int = 0
+    ) -> DataLoader:
+        sampler = None
+        if train:  # an explicit seeded sampler: Lightning keeps it when it rebuilds a loader
+            generator = torch.Generator().manual_seed(self._epoch_seed(stream))
+            sampler = RandomSampler(dataset, generator=generator)
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=train,
+            sampler=sampler,
             drop_last=train,  # equal shapes on every process, or all_gather hangs
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
         )
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.batch_size_per_device(), train=True)
+    def attach_ood_pool(self, pool) -> None:
+        """Give stage 1 an :class:`~ltcl.data.ood.OODPoolDataModule` to sample from."""
+        self.ood_pool = pool
+
+    def set_ood_subset(self, picked: np.ndarray, pseudo_labels: np.ndarray) -> None:
+        """The OOD images (pool indices) and pseudo labels that join training from now on."""
+        self.ood_subset = np.asarray(picked, dtype=np.int64)
+        self.ood_subset_labels = np.asarray(pseudo_labels, dtype=np.int64)
+
+    def ood_batch_size_per_device(self) -> int:
+        """OOD images per step: the sampled set's share of an epoch, so that each sampled image
+        is seen about once per epoch (as when COLT concatenates ID and sampled OOD sets)."""
+        per_device = self.batch_size_per_device()
+        share = len(self.ood_subset) / max(1, len(self.train_set))
+        return max(1, round(per_device * share))
+
+    def train_dataloader(self):
+        # Built anew every epoch (the trainer reloads it), seeded by (seed, epoch, rank).
+        self._augment_generator.manual_seed(self._epoch_seed(2))
+        id_loader = self._loader(self.train_set, self.batch_size_per_device(), train=True)
+        if self.ood_pool is None or len(self.ood_subset) == 0:
+            return id_loader
+        from lightning.pytorch.utilities import CombinedLoader
+
+        ood_batch = self.ood_batch_size_per_device()
+        ood_set = SampledOODDataset(
+            self.ood_pool.training_dataset(self.ood_subset, self.augment_on),
+            self.ood_subset_labels,
+            id_offset=len(self.train_set),
+        )
+        ood_loader = self._loader(ood_set, ood_batch, train=True, stream=1)
+        # The ID loader defines the epoch (ANCHORS.md 2.5): a shorter OOD loader is cycled,
+        # a longer one is cut where the ID loader ends.
+        mode = "max_size_cycle" if len(ood_loader) < len(id_loader) else "min_size"
+        return CombinedLoader({"id": id_loader, "ood": ood_loader}, mode=mode)
 
     def val_dataloader(self) -> list[DataLoader]:
         """[kNN bank (balanced train), queries (held-out validation split)]."""
@@ -368,6 +446,8 @@ class LongTailDataModule(L.LightningDataModule):
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict:
         """Batched per-sample augmentation on the training device (augment_on=device)."""
+        if "id" in batch:  # stage 1: {"id": ..., "ood": ...}
+            return {k: self.on_after_batch_transfer(v, dataloader_idx) for k, v in batch.items()}
         if "image_uint8" in batch:
             augment = self._batched_augment.to(batch["image_uint8"].device)
             with torch.no_grad():

@@ -100,7 +100,7 @@ class ContrastiveModule(L.LightningModule):
                 f"{self.global_step}: lower optim.base_lr, check the data for constant images, "
                 "or use trainer.precision=32 if bf16/fp16 overflowed; resume from last.ckpt after."
             )
-        batch_size = batch["index"].shape[0]
+        batch_size = (batch["id"] if "id" in batch else batch)["index"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size, sync_dist=True)
         for name, value in extras.items():
             self.log(f"train/{name}", value, batch_size=batch_size, sync_dist=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra.errors import ConfigCompositionException
+from lightning.pytorch import Callback
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from ltcl.errors import ConfigError, DataError
@@ -158,3 +159,26 @@ def test_multirun_over_split_seeds_and_report(tmp_path):
         timeout=120,
     )
     assert report.returncode == 0 and "| simclr | digits_lt | 2 |" in report.stdout
+
+
+class _StopAfterEpoch(Callback):
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.current_epoch == self.epoch:
+            trainer.should_stop = True
+
+
+def test_run_stopped_and_resumed_ends_with_the_same_parameters(tmp_path):
+    """A run stopped at an epoch boundary (like a preemption) and resumed equals an
+    uninterrupted run: shuffles and augmentations are seeded by (seed, epoch, rank)."""
+    overrides = [*TINY, "trainer.max_epochs=3", "eval.protocols=[]"]
+    train(compose_train(tmp_path / "full", overrides))
+    train(compose_train(tmp_path / "split", overrides), extra_callbacks=[_StopAfterEpoch(1)])
+    train(compose_train(tmp_path / "split", overrides))
+    full = torch.load(tmp_path / "full/run/checkpoints/last.ckpt", weights_only=False)
+    split = torch.load(tmp_path / "split/run/checkpoints/last.ckpt", weights_only=False)
+    assert full["global_step"] == split["global_step"]
+    for name, value in full["state_dict"].items():
+        assert torch.equal(value, split["state_dict"][name]), name

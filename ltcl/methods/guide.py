@@ -1,0 +1,166 @@
+"""Stage 1: the guiding network f, trained on long-tailed ID data plus sampled OOD data.
+
+Thin: the losses (:func:`ltcl.losses.psd_loss`, :mod:`ltcl.losses.domain`), the clustering
+and the OOD selection (:class:`ltcl.ood_sampler.OODSampler`) are plain PyTorch elsewhere.
+This module runs a sampling round at the end of every epoch that precedes a round epoch
+(W, W + R, ...), so that the reloaded training loader of the next epoch mixes ID views with
+the newly sampled OOD views; it keeps the sampler's state in the checkpoint.
+
+Batch mix (documented choice): each step takes B ID images and round(B x K / N_id) sampled OOD
+images, so that every sampled image is seen about once per epoch, as when COLT concatenates
+the ID set and the sampled subset. Before the first round the batches are ID-only and L_PSD
+is exactly NT-Xent.
+
+DDP: rank zero embeds, clusters and picks; the picks and pseudo labels are broadcast so that
+every process trains on the same subset (GPU kernels are not bit-identical across devices, so
+each rank clustering on its own could disagree).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from ltcl.data.datamodule import EvalDataset
+from ltcl.errors import ConfigError
+from ltcl.losses.domain import DomainHead, domain_bce_loss, domain_supcon_loss
+from ltcl.losses.psd import psd_loss
+from ltcl.methods.base import ContrastiveModule
+from ltcl.ood_sampler import OODSampler, SamplerConfig
+
+DOMAIN_LOSSES = ("bce", "supcon")
+
+
+class GuideModule(ContrastiveModule):
+    """L_stage1 = L_PSD + lambda_dd * L_DD (METHOD.md, Stage 1)."""
+
+    def __init__(
+        self,
+        *args,
+        temperature: float = 0.2,
+        sampler: dict | None = None,
+        beta: float = 1.0,
+        lambda_dd: float = 0.1,
+        domain_loss: str = "bce",
+        **kwargs,
+    ):
+        super().__init__(*args, **kwargs)
+        if domain_loss not in DOMAIN_LOSSES:
+            raise ConfigError(f"unknown domain_loss '{domain_loss}': use one of {DOMAIN_LOSSES}")
+        self.temperature, self.beta = temperature, beta
+        self.lambda_dd, self.domain_loss = lambda_dd, domain_loss
+        self.domain_head = DomainHead(self.backbone.feature_dim)
+        self.sampler = OODSampler(SamplerConfig(**(sampler or {})))
+
+    def extra_trainable_modules(self):
+        return [self.domain_head]
+
+    # ---- training -----------------------------------------------------------------------
+    def training_loss(self, batch: dict[str, Any]):
+        id_batch = batch["id"] if "id" in batch else batch
+        ood_batch = batch.get("ood") if "id" in batch else None
+        views1, views2 = [id_batch["views"][0]], [id_batch["views"][1]]
+        labels = [self._id_pseudo_labels(id_batch["index"])]
+        is_ood = [torch.zeros_like(id_batch["index"], dtype=torch.bool)]
+        if ood_batch is not None:
+            views1.append(ood_batch["views"][0])
+            views2.append(ood_batch["views"][1])
+            labels.append(ood_batch["label"])
+            is_ood.append(torch.ones_like(ood_batch["index"], dtype=torch.bool))
+        n = sum(v.shape[0] for v in views1)
+        feats = self.features(torch.cat(views1 + views2))
+        z = torch.nn.functional.normalize(self.projector(feats), dim=1)
+        z1, z2 = z[:n], z[n:]
+        pseudo = torch.cat(labels)
+        domain = torch.cat(is_ood)
+        loss_psd = psd_loss(z1, z2, pseudo, self.temperature, beta=self.beta)
+        extras = {"loss_psd": loss_psd.detach(), "ood_fraction": domain.float().mean()}
+        loss = loss_psd
+        if ood_batch is not None and self.lambda_dd > 0:
+            if self.domain_loss == "bce":
+                logits = self.domain_head(feats.float())
+                loss_dd = domain_bce_loss(logits, torch.cat([domain, domain]))
+            else:
+                loss_dd = domain_supcon_loss(z1, z2, domain, self.temperature)
+            loss = loss + self.lambda_dd * loss_dd
+            extras["loss_dd"] = loss_dd.detach()
+        return loss, extras
+
+    def _id_pseudo_labels(self, index: torch.Tensor) -> torch.Tensor:
+        labels = self.sampler.id_pseudo_labels
+        if labels is None:
+            return torch.full_like(index, -1)
+        return torch.as_tensor(labels, device=index.device)[index]
+
+    # ---- sampling rounds ----------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        """After a resume the loader must see the restored subset."""
+        datamodule = self._datamodule()
+        datamodule.set_ood_subset(self.sampler.picked, self.sampler.picked_labels)
+
+    def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
+        # Also after the last epoch: a run resumed with a larger max_epochs must find the
+        # round that an uninterrupted run would have made here.
+        next_epoch = self.current_epoch + 1
+        if self.sampler.round_before(next_epoch):
+            self.sampling_round(next_epoch)
+
+    def _datamodule(self):
+        datamodule = getattr(self._trainer, "datamodule", None)
+        if datamodule is None or getattr(datamodule, "ood_pool", None) is None:
+            raise ConfigError(
+                "method=guide needs an OOD pool: add ood=... (e.g. ood=tinyimagenet, ood=embedded)"
+            )
+        return datamodule
+
+    def sampling_round(self, epoch: int) -> None:
+        datamodule = self._datamodule()
+        pool = datamodule.ood_pool
+        pool.setup()
+        state = None
+        if self.trainer.is_global_zero:
+            candidates = pool.candidates(self.sampler.round)
+            id_z = self._embed_all(
+                EvalDataset(
+                    datamodule.train_set.source,
+                    datamodule.train_set.indices,
+                    datamodule.test_set.transform,
+                )
+            )
+            ood_z = self._embed_all(
+                EvalDataset(pool.pool, candidates, datamodule.test_set.transform)
+            )
+            with torch.enable_grad():
+                log = self.sampler.run_round(epoch, id_z, ood_z, candidates)
+            self.print(
+                f"[ltcl] sampling round {log.round} before epoch {epoch}: "
+                f"cluster sizes {log.cluster_sizes}, budgets {log.budgets}, "
+                f"{log.picked} OOD images, {log.seconds}"
+            )
+            state = self.sampler.state_dict()
+        state = self.trainer.strategy.broadcast(state, src=0)
+        self.sampler.load_state_dict(state)
+        datamodule.set_ood_subset(self.sampler.picked, self.sampler.picked_labels)
+        self.log("sampler/round", float(self.sampler.round), rank_zero_only=True)
+
+    @torch.no_grad()
+    def _embed_all(self, dataset) -> torch.Tensor:
+        """z = normalize(h(phi(x))) of a whole set, eval mode, test transform."""
+        was_training = self.training
+        self.eval()
+        loader = DataLoader(dataset, batch_size=512)
+        out = [self.embed(b["image"].to(self.device)).float() for b in loader]
+        self.train(was_training)
+        return torch.cat(out)
+
+    # ---- checkpoint -----------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["ood_sampler"] = self.sampler.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "ood_sampler" in checkpoint:
+            self.sampler.load_state_dict(checkpoint["ood_sampler"])

@@ -1,0 +1,79 @@
+"""Stage 1 (method=guide) on the embedded data with the embedded OOD pool: rounds, mixing, resume."""
+
+import numpy as np
+import pytest
+import torch
+from lightning.pytorch import Callback
+
+from ltcl.errors import ConfigError
+from ltcl.train import train
+from tests.helpers import compose_train
+
+GUIDE = [
+    "method=guide",
+    "ood=embedded",
+    "ood.source.num_crops=400",
+    "model.backbone.width=8",
+    "data.global_batch_size=32",
+    "trainer.limit_train_batches=3",
+    "optim.schedule.warmup_epochs=1",
+    "sampler.warmup_epochs=1",
+    "sampler.interval=1",
+    "sampler.budget=100",
+    "sampler.kmeans_iterations=5",
+    "sampler.refine_iterations=5",
+    "eval.protocols=[knn]",
+    "eval.plots=false",
+]
+
+
+def last_checkpoint(tmp_path):
+    return torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+
+
+def test_guide_runs_rounds_and_stores_sampler_state(tmp_path):
+    train(compose_train(tmp_path, [*GUIDE, "trainer.max_epochs=3"]))
+    state = last_checkpoint(tmp_path)["ood_sampler"]
+    # Rounds before epochs 1, 2 and 3 (W = 1, R = 1; the last one for a possible resume).
+    assert state["round"] == 3 and [h["epoch"] for h in state["history"]] == [1, 2, 3]
+    picked = state["picked"].numpy()
+    assert len(picked) == 100 and len(np.unique(picked)) == 100
+    assert sum(state["history"][-1]["budgets"]) == 100
+    labels = state["picked_labels"].numpy()
+    assert labels.min() >= 0 and labels.max() < 10
+    assert state["id_pseudo_labels"].shape[0] == 403
+
+
+class StopAfterEpoch(Callback):
+    """Ends the run after `epoch` like a preemption at an epoch boundary would."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.current_epoch == self.epoch:
+            trainer.should_stop = True
+
+
+def test_resumed_run_has_the_uninterrupted_sampler_state(tmp_path):
+    full = tmp_path / "full"
+    train(compose_train(full, [*GUIDE, "trainer.max_epochs=3"]))
+    split = tmp_path / "split"
+    cfg = compose_train(split, [*GUIDE, "trainer.max_epochs=3", "eval.protocols=[]"])
+    train(cfg, extra_callbacks=[StopAfterEpoch(1)])
+    assert last_checkpoint(split)["ood_sampler"]["round"] == 2
+    train(compose_train(split, [*GUIDE, "trainer.max_epochs=3"]))
+    a, b = last_checkpoint(full)["ood_sampler"], last_checkpoint(split)["ood_sampler"]
+    assert a["round"] == b["round"] == 3
+    assert torch.equal(a["picked"], b["picked"])
+    assert torch.equal(a["picked_labels"], b["picked_labels"])
+    assert torch.equal(a["id_pseudo_labels"], b["id_pseudo_labels"])
+    assert torch.equal(a["centroids"], b["centroids"])
+    sizes = [(h["cluster_sizes"], h["budgets"]) for h in a["history"]]
+    assert sizes == [(h["cluster_sizes"], h["budgets"]) for h in b["history"]]
+
+
+def test_guide_without_ood_pool_is_a_clear_error(tmp_path):
+    overrides = [o for o in GUIDE if not o.startswith("ood")]
+    with pytest.raises(ConfigError, match="OOD pool"):
+        train(compose_train(tmp_path, [*overrides, "trainer.max_epochs=2"]))
