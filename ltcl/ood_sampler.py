@@ -35,7 +35,8 @@ class SamplerConfig:
 
     warmup_epochs W: epochs of plain NT-Xent before the first round; interval R: a round
     before epoch W, W + R, W + 2R, ...; budget K: OOD images per round; num_clusters Nc;
-    dof d and gamma (h_k exponent) of the KL refinement; colt_temperature T of COLT's budget.
+    dof d and gamma (h_k exponent) of the KL refinement; colt_temperature T of COLT's budget,
+    colt_topk and colt_ema of its tail score.
     """
 
     strategy: str = "kl_cluster"
@@ -48,6 +49,8 @@ class SamplerConfig:
     kmeans_iterations: int = 50
     refine_iterations: int = 100
     colt_temperature: float = 1.0
+    colt_topk: int = 10
+    colt_ema: float = 0.97
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -27,8 +27,10 @@ from ltcl.data.datamodule import EvalDataset
 from ltcl.errors import ConfigError
 from ltcl.losses.domain import DomainHead, domain_bce_loss, domain_supcon_loss
 from ltcl.losses.psd import psd_loss
+from ltcl.losses.tail_score import TailScoreEMA, topk_negative_mass
 from ltcl.methods.base import ContrastiveModule
 from ltcl.ood_sampler import OODSampler, SamplerConfig
+from ltcl.utils.distributed import gather_no_grad
 
 DOMAIN_LOSSES = ("bce", "supcon")
 
@@ -53,6 +55,9 @@ class GuideModule(ContrastiveModule):
         self.lambda_dd, self.domain_loss = lambda_dd, domain_loss
         self.domain_head = DomainHead(self.backbone.feature_dim)
         self.sampler = OODSampler(SamplerConfig(**(sampler or {})))
+        # COLT's rule budgets clusters by an EMA of each ID image's tail score.
+        self.tail_scores: TailScoreEMA | None = None
+        self._pending_tail_state: dict | None = None
 
     def extra_trainable_modules(self):
         return [self.domain_head]
@@ -76,6 +81,12 @@ class GuideModule(ContrastiveModule):
         pseudo = torch.cat(labels)
         domain = torch.cat(is_ood)
         loss_psd = psd_loss(z1, z2, pseudo, self.temperature, beta=self.beta)
+        if self.tail_scores is not None:
+            n_id = id_batch["index"].shape[0]
+            c = self.sampler.config
+            scores = topk_negative_mass(z1[:n_id], z2[:n_id], self.temperature, c.colt_topk)
+            # Every process updates every image, so that all hold the same EMA.
+            self.tail_scores.update(gather_no_grad(id_batch["index"]), gather_no_grad(scores))
         extras = {"loss_psd": loss_psd.detach(), "ood_fraction": domain.float().mean()}
         loss = loss_psd
         if ood_batch is not None and self.lambda_dd > 0:
@@ -96,9 +107,15 @@ class GuideModule(ContrastiveModule):
 
     # ---- sampling rounds ----------------------------------------------------------------
     def on_fit_start(self) -> None:
-        """After a resume the loader must see the restored subset."""
+        """After a resume the loader must see the restored subset (and the tail scores)."""
         datamodule = self._datamodule()
         datamodule.set_ood_subset(self.sampler.picked, self.sampler.picked_labels)
+        if self.sampler.config.strategy == "colt":
+            datamodule.setup("fit")
+            self.tail_scores = TailScoreEMA(len(datamodule.train_set), self.sampler.config.colt_ema)
+            if self._pending_tail_state is not None:
+                self.tail_scores.load_state_dict(self._pending_tail_state)
+                self._pending_tail_state = None
 
     def on_train_epoch_end(self) -> None:
         super().on_train_epoch_end()
@@ -133,8 +150,9 @@ class GuideModule(ContrastiveModule):
             ood_z = self._embed_all(
                 EvalDataset(pool.pool, candidates, datamodule.test_set.transform)
             )
+            tail = None if self.tail_scores is None else self.tail_scores.values.numpy()
             with torch.enable_grad():
-                log = self.sampler.run_round(epoch, id_z, ood_z, candidates)
+                log = self.sampler.run_round(epoch, id_z, ood_z, candidates, id_tail_scores=tail)
             self.print(
                 f"[ltcl] sampling round {log.round} before epoch {epoch}: "
                 f"cluster sizes {log.cluster_sizes}, budgets {log.budgets}, "
@@ -160,7 +178,10 @@ class GuideModule(ContrastiveModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
         checkpoint["ood_sampler"] = self.sampler.state_dict()
+        if self.tail_scores is not None:
+            checkpoint["tail_scores"] = self.tail_scores.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._pending_tail_state = checkpoint.get("tail_scores")
         if "ood_sampler" in checkpoint:
             self.sampler.load_state_dict(checkpoint["ood_sampler"])

@@ -77,3 +77,17 @@ def test_guide_without_ood_pool_is_a_clear_error(tmp_path):
     overrides = [o for o in GUIDE if not o.startswith("ood")]
     with pytest.raises(ConfigError, match="OOD pool"):
         train(compose_train(tmp_path, [*overrides, "trainer.max_epochs=2"]))
+
+
+@pytest.mark.parametrize("strategy", ["colt", "random"])
+def test_other_sampler_strategies(tmp_path, strategy):
+    train(compose_train(tmp_path, [*GUIDE, f"sampler={strategy}", "trainer.max_epochs=2"]))
+    checkpoint = last_checkpoint(tmp_path)
+    state = checkpoint["ood_sampler"]
+    assert state["round"] == 2 and len(np.unique(state["picked"].numpy())) == 100
+    if strategy == "colt":
+        tail = checkpoint["tail_scores"]
+        assert bool(tail["seen"].any()) and float(tail["values"].max()) > 0
+        assert state["picked_labels"].min() >= 0
+    else:
+        assert (state["picked_labels"] == -1).all()
