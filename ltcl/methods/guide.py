@@ -97,6 +97,10 @@ class GuideModule(ContrastiveModule):
                 loss_dd = domain_supcon_loss(z1, z2, domain, self.temperature)
             loss = loss + self.lambda_dd * loss_dd
             extras["loss_dd"] = loss_dd.detach()
+        if self.domain_loss != "bce" or ood_batch is None or self.lambda_dd <= 0:
+            # The domain head takes no part in this step; a zero-weighted term keeps it in the
+            # graph so that DDP runs without find_unused_parameters (ANCHORS.md 2.3).
+            loss = loss + 0.0 * self.domain_head(feats.float()).sum()
         return loss, extras
 
     def _id_pseudo_labels(self, index: torch.Tensor) -> torch.Tensor:

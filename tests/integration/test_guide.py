@@ -91,3 +91,52 @@ def test_other_sampler_strategies(tmp_path, strategy):
         assert state["picked_labels"].min() >= 0
     else:
         assert (state["picked_labels"] == -1).all()
+
+
+class RecordSubsetPerRank(Callback):
+    """Writes each process's OOD subset and pseudo labels at the end of training."""
+
+    def __init__(self, folder):
+        self.folder = str(folder)
+
+    def on_train_end(self, trainer, pl_module):
+        dm = trainer.datamodule
+        torch.save(
+            {
+                "picked": torch.as_tensor(dm.ood_subset),
+                "labels": torch.as_tensor(dm.ood_subset_labels),
+            },
+            f"{self.folder}/rank{trainer.global_rank}.pt",
+        )
+
+
+@pytest.mark.ddp
+def test_two_processes_train_on_the_same_ood_subset(tmp_path):
+    # ddp_spawn pickles the module to the workers; the default fd sharing cannot rebuild the
+    # zero-size buffers of some augmentation modules ("unable to resize file").
+    previous = torch.multiprocessing.get_sharing_strategy()
+    torch.multiprocessing.set_sharing_strategy("file_system")
+    try:
+        _two_processes_same_subset(tmp_path)
+    finally:
+        torch.multiprocessing.set_sharing_strategy(previous)
+
+
+def _two_processes_same_subset(tmp_path):
+    cfg = compose_train(
+        tmp_path,
+        [
+            *GUIDE,
+            "trainer=ddp_cpu",
+            "trainer.max_epochs=2",
+            "trainer.accelerator=cpu",
+            "eval.protocols=[]",
+        ],
+    )
+    train(cfg, extra_callbacks=[RecordSubsetPerRank(tmp_path)])
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    assert len(rank0["picked"]) == 100
+    assert torch.equal(rank0["picked"], rank1["picked"])
+    assert torch.equal(rank0["labels"], rank1["labels"])
+    state = last_checkpoint(tmp_path)["ood_sampler"]
+    assert torch.equal(state["picked"], rank0["picked"])
