@@ -18,6 +18,7 @@ each rank clustering on its own could disagree).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import torch
@@ -144,6 +145,7 @@ class GuideModule(ContrastiveModule):
         state = None
         if self.trainer.is_global_zero:
             candidates = pool.candidates(self.sampler.round)
+            started = time.perf_counter()
             id_z = self._embed_all(
                 EvalDataset(
                     datamodule.train_set.source,
@@ -154,9 +156,12 @@ class GuideModule(ContrastiveModule):
             ood_z = self._embed_all(
                 EvalDataset(pool.pool, candidates, datamodule.test_set.transform)
             )
+            embed_seconds = time.perf_counter() - started
             tail = None if self.tail_scores is None else self.tail_scores.values.numpy()
             with torch.enable_grad():
                 log = self.sampler.run_round(epoch, id_z, ood_z, candidates, id_tail_scores=tail)
+            log.seconds["embed"] = round(embed_seconds, 3)
+            self.sampler.history[-1]["seconds"] = dict(log.seconds)
             self.print(
                 f"[ltcl] sampling round {log.round} before epoch {epoch}: "
                 f"cluster sizes {log.cluster_sizes}, budgets {log.budgets}, "
