@@ -6,6 +6,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from lightning.pytorch import Callback
 from omegaconf import DictConfig, open_dict
 
 from ltcl.train import CONFIG_DIR
@@ -28,3 +29,14 @@ def compose_train(tmp_path: Path, overrides: list[str] | None = None) -> DictCon
         cfg.trainer.accelerator = "cpu"
         cfg.trainer.enable_progress_bar = False
     return cfg
+
+
+class StopAfterEpoch(Callback):
+    """Ends a run after `epoch` (0-based), as a preemption at an epoch boundary would."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.current_epoch == self.epoch:
+            trainer.should_stop = True

@@ -7,7 +7,7 @@ from lightning.pytorch import Callback
 
 from ltcl.errors import ConfigError
 from ltcl.train import train
-from tests.helpers import compose_train
+from tests.helpers import StopAfterEpoch, compose_train
 
 GUIDE = [
     "method=guide",
@@ -42,17 +42,6 @@ def test_guide_runs_rounds_and_stores_sampler_state(tmp_path):
     labels = state["picked_labels"].numpy()
     assert labels.min() >= 0 and labels.max() < 10
     assert state["id_pseudo_labels"].shape[0] == 403
-
-
-class StopAfterEpoch(Callback):
-    """Ends the run after `epoch` like a preemption at an epoch boundary would."""
-
-    def __init__(self, epoch: int):
-        self.epoch = epoch
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        if trainer.current_epoch == self.epoch:
-            trainer.should_stop = True
 
 
 def test_resumed_run_has_the_uninterrupted_sampler_state(tmp_path):

@@ -9,12 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 from hydra.errors import ConfigCompositionException
-from lightning.pytorch import Callback
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from ltcl.errors import ConfigError, DataError
 from ltcl.train import train
-from tests.helpers import REPO_ROOT, compose_train
+from tests.helpers import REPO_ROOT, StopAfterEpoch, compose_train
 
 TINY = [
     "model.backbone.width=8",
@@ -161,21 +160,12 @@ def test_multirun_over_split_seeds_and_report(tmp_path):
     assert report.returncode == 0 and "| simclr | digits_lt | 2 |" in report.stdout
 
 
-class _StopAfterEpoch(Callback):
-    def __init__(self, epoch: int):
-        self.epoch = epoch
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        if trainer.current_epoch == self.epoch:
-            trainer.should_stop = True
-
-
 def test_run_stopped_and_resumed_ends_with_the_same_parameters(tmp_path):
     """A run stopped at an epoch boundary (like a preemption) and resumed equals an
     uninterrupted run: shuffles and augmentations are seeded by (seed, epoch, rank)."""
     overrides = [*TINY, "trainer.max_epochs=3", "eval.protocols=[]"]
     train(compose_train(tmp_path / "full", overrides))
-    train(compose_train(tmp_path / "split", overrides), extra_callbacks=[_StopAfterEpoch(1)])
+    train(compose_train(tmp_path / "split", overrides), extra_callbacks=[StopAfterEpoch(1)])
     train(compose_train(tmp_path / "split", overrides))
     full = torch.load(tmp_path / "full/run/checkpoints/last.ckpt", weights_only=False)
     split = torch.load(tmp_path / "split/run/checkpoints/last.ckpt", weights_only=False)
