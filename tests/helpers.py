@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -40,3 +41,10 @@ class StopAfterEpoch(Callback):
     def on_train_epoch_end(self, trainer, pl_module):
         if trainer.current_epoch == self.epoch:
             trainer.should_stop = True
+
+
+def free_port() -> int:
+    """A free local TCP port for a gloo process group in a test."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -13,7 +13,6 @@ with training rather than with JPEG-free but Python-heavy per-image transforms.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from typing import Any
@@ -468,6 +467,3 @@ class LongTailDataModule(L.LightningDataModule):
             "class_groups": self.class_groups,
             "split": self.split_manifest,
         }
-
-    def describe(self) -> str:
-        return json.dumps(self.summary(), indent=1)

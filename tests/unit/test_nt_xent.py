@@ -2,7 +2,6 @@
 
 import math
 import os
-import socket
 
 import pytest
 import torch
@@ -10,6 +9,7 @@ import torch.multiprocessing as mp
 
 from ltcl.errors import ConfigError
 from ltcl.losses import nt_xent
+from tests.helpers import free_port
 
 
 def reference_nt_xent(z1, z2, tau):
@@ -59,12 +59,6 @@ def test_bad_temperature():
         nt_xent(torch.randn(2, 3), torch.randn(2, 3), temperature=0.0)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _model_and_data():
     """A bias-free linear map on fixed inputs: no BN, no randomness (lightly's equivalence test)."""
     g = torch.Generator().manual_seed(3)
@@ -98,7 +92,7 @@ def _ddp_worker(rank, world, port, out_path):
 
 def test_two_processes_equal_one_process(tmp_path):
     out = tmp_path / "ddp.pt"
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, free_port(), str(out)), nprocs=2, join=True)
     ddp = torch.load(out)
 
     weight, x1, x2 = _model_and_data()

@@ -2,7 +2,6 @@
 
 import math
 import os
-import socket
 
 import pytest
 import torch
@@ -13,6 +12,7 @@ from ltcl.errors import ConfigError
 from ltcl.losses import nt_xent
 from ltcl.losses.domain import DomainHead, domain_bce_loss, domain_supcon_loss
 from ltcl.losses.psd import psd_loss
+from tests.helpers import free_port
 
 
 def reference_weighted_supcon(z1, z2, weight_fn, tau):
@@ -238,12 +238,6 @@ IS_OOD_8 = torch.tensor([False, True, False, False, True, True, False, True])
 BETA = 0.5
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _model_and_data():
     """A bias-free linear map on fixed inputs: no BN, no randomness (lightly's equivalence test)."""
     g = torch.Generator().manual_seed(3)
@@ -289,7 +283,7 @@ def _ddp_worker(rank, world, port, out_path):
 @pytest.fixture(scope="module")
 def ddp_results(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp") / "ddp.pt"
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, free_port(), str(out)), nprocs=2, join=True)
     return torch.load(out)
 
 
