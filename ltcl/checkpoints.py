@@ -10,6 +10,7 @@ from torch import nn
 
 from ltcl.errors import ConfigError
 from ltcl.models.backbones import build_backbone
+from ltcl.models.projector import Projector
 
 
 def load_backbone(
@@ -60,6 +61,30 @@ def load_backbone(
         "hyper_parameters": hparams,
     }
     return backbone, meta
+
+
+def load_embedding_network(
+    ckpt_path: str | Path, expected_backbone: dict | None = None
+) -> tuple[nn.Module, nn.Module, dict[str, Any]]:
+    """Backbone phi and projector h of a checkpoint (the guide of stage 2), and its metadata."""
+    backbone, meta = load_backbone(ckpt_path, expected_backbone)
+    checkpoint = torch.load(Path(ckpt_path), map_location="cpu", weights_only=False)
+    spec = dict(meta["hyper_parameters"].get("projector") or {})
+    projector = Projector(in_dim=backbone.feature_dim, **spec)
+    prefix = "projector."
+    state = {
+        k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)
+    }
+    try:
+        projector.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise ConfigError(
+            f"the projector weights in {ckpt_path} do not fit a {spec} projector "
+            f"({str(error).splitlines()[0]}): the checkpoint was written by another model config"
+        ) from error
+    meta["projector"] = {"hidden_dim": projector.hidden_dim, "out_dim": projector.out_dim}
+    meta["projector_spec"] = spec
+    return backbone, projector, meta
 
 
 def check_data_matches(

@@ -16,14 +16,16 @@ from typing import Any
 
 import hydra
 import lightning as L
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from ltcl.errors import ConfigError
+from ltcl.errors import ConfigError, LtclError
 from ltcl.evaluate import evaluate_and_record
 from ltcl.utils.checkpoint import AtomicCheckpointIO, resolve_resume_path
 
+LAST_CHECKPOINT_NAME = "last"  # checkpoints/last.ckpt, what ckpt_path=last resumes
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
@@ -44,8 +46,22 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"trainer.max_epochs must be >= 1, got {cfg.trainer.max_epochs}")
 
 
+def build(node: Any, **kwargs: Any) -> Any:
+    """hydra.utils.instantiate, but an ltcl error raised by the target surfaces as itself.
+
+    Hydra wraps every exception of a target in InstantiationException; ours already name
+    the problem and the fix, so they are re-raised unwrapped.
+    """
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, LtclError):
+            raise error.__cause__ from None
+        raise
+
+
 def build_loggers(cfg: DictConfig) -> list:
-    return [instantiate(node) for node in (cfg.get("logger") or {}).values()]
+    return [build(node) for node in (cfg.get("logger") or {}).values()]
 
 
 def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict[str, Any]:
@@ -58,20 +74,27 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict[str, Any
     out = output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
 
-    datamodule = instantiate(cfg.data)
+    datamodule = build(cfg.data)
     if cfg.get("ood"):
-        datamodule.attach_ood_pool(instantiate(cfg.ood))
-    module = instantiate(cfg.method, _convert_="all")
+        datamodule.attach_ood_pool(build(cfg.ood))
+    module = build(cfg.method, _convert_="all")
     checkpoint_dir = out / "checkpoints"
     callbacks = [
-        # Saved after the module's on_train_epoch_end, so that a checkpoint holds the OOD
-        # sampling round that ran at the end of its epoch.
+        # checkpoints/last.ckpt after every epoch, overwritten atomically: a run killed at any
+        # point resumes from its last finished epoch. (Lightning >= 2.6 writes save_last only
+        # when a top-k file was saved in the same step, so save_top_k=0 + save_last=True
+        # would write nothing until the end of training; hence one top-k file named "last".)
+        # Saved after the module's on_train_epoch_end, so that it holds the OOD sampling round
+        # that ran at the end of its epoch.
         ModelCheckpoint(
             dirpath=checkpoint_dir,
-            save_last=True,
-            save_top_k=0,
+            filename=LAST_CHECKPOINT_NAME,
+            monitor=None,
+            save_top_k=1,
+            save_last=False,
             every_n_epochs=1,
             save_on_train_epoch_end=True,
+            enable_version_counter=False,
         ),
         LearningRateMonitor(logging_interval="epoch"),
         *(extra_callbacks or []),

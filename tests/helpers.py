@@ -16,11 +16,13 @@ REPO_ROOT = Path(CONFIG_DIR).parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
-def compose_train(tmp_path: Path, overrides: list[str] | None = None) -> DictConfig:
-    """The train config, forced onto CPU, writing only below `tmp_path`."""
+def compose_train(
+    tmp_path: Path, overrides: list[str] | None = None, config_name: str = "train"
+) -> DictConfig:
+    """The train (or pipeline) config, forced onto CPU, writing only below `tmp_path`."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
-        cfg = compose("train", overrides=list(overrides or []))
+        cfg = compose(config_name, overrides=list(overrides or []))
     with open_dict(cfg):
         cfg.paths.root_dir = str(REPO_ROOT)
         cfg.paths.output_dir = str(tmp_path / "run")
@@ -48,3 +50,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class Killed(RuntimeError):
+    """Stands for SIGKILL or a preemption: the process dies, nothing after it runs."""
+
+
+class DieAtEpochStart(Callback):
+    """Raises :class:`Killed` when `epoch` (0-based) starts: earlier epochs are finished."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == self.epoch:
+            raise Killed

@@ -3,7 +3,7 @@
 Thin: the losses (:func:`ltcl.losses.psd_loss`, :mod:`ltcl.losses.domain`), the clustering
 and the OOD selection (:class:`ltcl.ood_sampler.OODSampler`) are plain PyTorch elsewhere.
 This module runs a sampling round at the end of every epoch that precedes a round epoch
-(W, W + R, ...), so that the reloaded training loader of the next epoch mixes ID views with
+(W, W + R, ...; with W = 0 the first round runs at fit start), so that the reloaded training loader of the next epoch mixes ID views with
 the newly sampled OOD views; it keeps the sampler's state in the checkpoint.
 
 Batch mix (documented choice): each step takes B ID images and round(B x K / N_id) sampled OOD
@@ -112,7 +112,11 @@ class GuideModule(ContrastiveModule):
 
     # ---- sampling rounds ----------------------------------------------------------------
     def on_fit_start(self) -> None:
-        """After a resume the loader must see the restored subset (and the tail scores)."""
+        """After a resume the loader must see the restored subset (and the tail scores).
+
+        With W = 0 the first round belongs before epoch 0: it runs here, on the initial
+        weights, since rounds otherwise run at the end of the preceding epoch.
+        """
         datamodule = self._datamodule()
         datamodule.set_ood_subset(self.sampler.picked, self.sampler.picked_labels)
         if self.sampler.config.strategy == "colt":
@@ -121,6 +125,10 @@ class GuideModule(ContrastiveModule):
             if self._pending_tail_state is not None:
                 self.tail_scores.load_state_dict(self._pending_tail_state)
                 self._pending_tail_state = None
+        if self.current_epoch == 0 and self.sampler.round == 0 and self.sampler.round_before(0):
+            self.sampling_round(
+                0, log_metrics=False
+            )  # Lightning allows no self.log in on_fit_start
 
     def on_train_epoch_end(self) -> None:
         super().on_train_epoch_end()
@@ -138,7 +146,7 @@ class GuideModule(ContrastiveModule):
             )
         return datamodule
 
-    def sampling_round(self, epoch: int) -> None:
+    def sampling_round(self, epoch: int, log_metrics: bool = True) -> None:
         datamodule = self._datamodule()
         pool = datamodule.ood_pool
         pool.setup()
@@ -171,7 +179,8 @@ class GuideModule(ContrastiveModule):
         state = self.trainer.strategy.broadcast(state, src=0)
         self.sampler.load_state_dict(state)
         datamodule.set_ood_subset(self.sampler.picked, self.sampler.picked_labels)
-        self.log("sampler/round", float(self.sampler.round), rank_zero_only=True)
+        if log_metrics:
+            self.log("sampler/round", float(self.sampler.round), rank_zero_only=True)
 
     @torch.no_grad()
     def _embed_all(self, dataset) -> torch.Tensor:

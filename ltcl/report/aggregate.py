@@ -114,6 +114,18 @@ def _hashable(value: Any) -> Any:
     return value if isinstance(value, str | int | float | bool | None) else json.dumps(value)
 
 
+def lookup(run: dict[str, Any], key: str) -> Any:
+    """``run[key]``; a dotted key reaches into nested dicts (``config.sampler.strategy``)."""
+    if key in run:
+        return run[key]
+    value: Any = run
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
 def _sorted_unique(values: Iterable[Any]) -> list[Any]:
     """Numbers in numeric order, anything else (a hand-named split) after them by text."""
     unique = {_hashable(v) for v in values if v is not None}
@@ -136,7 +148,7 @@ def aggregate(
         raise DataError("no metric to report: pass e.g. metrics=('knn', 'linear')")
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for run in runs:
-        key = tuple(_hashable(run.get(k)) for k in group_by)
+        key = tuple(_hashable(lookup(run, k)) for k in group_by)
         groups.setdefault(key, []).append(run)
     rows = []
     for key in sorted(groups, key=lambda k: tuple(str(v) for v in k)):
@@ -251,12 +263,12 @@ def _per_run_markdown(runs: Sequence[dict[str, Any]], keys: list[str], protocols
         header += [f"{_label(protocol)} all"] + [_FIELD_LABELS[f] for f in FIELDS[1:]]
     order = sorted(
         range(len(runs)),
-        key=lambda i: (tuple(str(runs[i].get(k)) for k in keys), shown(paths[i])),
+        key=lambda i: (tuple(str(lookup(runs[i], k)) for k in keys), shown(paths[i])),
     )
     body = []
     for i in order:
         run = runs[i]
-        cells = [_cell(shown(paths[i]))] + [_cell(run.get(k)) for k in keys]
+        cells = [_cell(shown(paths[i]))] + [_cell(lookup(run, k)) for k in keys]
         cells += [_cell(run.get("split_seed")), _cell(run.get("seed")), _cell(run.get("epochs"))]
         for protocol in protocols:
             found = protocol_metrics(run, protocol) or {}

@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--group-by",
         nargs="+",
         default=list(DEFAULT_GROUP_BY),
-        help="results.json keys that define a row (default: method dataset); add "
+        help="results.json keys that define a row (default: method dataset); dotted keys "
+        "reach into the config, e.g. config.sampler.strategy; add "
         "imbalance_ratio when a sweep mixes ratios",
     )
     return parser

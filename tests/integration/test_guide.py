@@ -68,6 +68,14 @@ def test_guide_without_ood_pool_is_a_clear_error(tmp_path):
         train(compose_train(tmp_path, [*overrides, "trainer.max_epochs=2"]))
 
 
+def test_no_warmup_runs_the_first_round_before_epoch_zero(tmp_path):
+    overrides = [*GUIDE, "sampler.warmup_epochs=0", "sampler.interval=2", "trainer.max_epochs=2"]
+    train(compose_train(tmp_path, overrides))
+    state = last_checkpoint(tmp_path)["ood_sampler"]
+    # Before epoch 0 (at fit start, initial weights) and before epoch 2 (after the last epoch).
+    assert [h["epoch"] for h in state["history"]] == [0, 2]
+
+
 @pytest.mark.parametrize("strategy", ["colt", "random"])
 def test_other_sampler_strategies(tmp_path, strategy):
     train(compose_train(tmp_path, [*GUIDE, f"sampler={strategy}", "trainer.max_epochs=2"]))
@@ -129,3 +137,36 @@ def _two_processes_same_subset(tmp_path):
     assert torch.equal(rank0["labels"], rank1["labels"])
     state = last_checkpoint(tmp_path)["ood_sampler"]
     assert torch.equal(state["picked"], rank0["picked"])
+
+
+@pytest.mark.ddp
+def test_two_processes_pick_the_same_subset_as_one_process(tmp_path):
+    """The round of 2 gloo processes equals the round of 1 process on the same weights.
+
+    With W = 0 the round runs at fit start on the seeded initial weights, which are equal in
+    both runs (after training they are not: BN statistics of 2 x 16 images differ from
+    1 x 32). The ID set is embedded whole, not sharded, and the candidates follow the seed.
+    """
+    previous = torch.multiprocessing.get_sharing_strategy()
+    torch.multiprocessing.set_sharing_strategy("file_system")
+    try:
+        common = [*GUIDE, "sampler.warmup_epochs=0", "sampler.interval=100"]
+        common += ["trainer.max_epochs=1", "trainer.limit_train_batches=1", "eval.protocols=[]"]
+        train(compose_train(tmp_path / "one", common))
+        two = compose_train(
+            tmp_path / "two", [*common, "trainer=ddp_cpu", "trainer.accelerator=cpu"]
+        )
+        train(two, extra_callbacks=[RecordSubsetPerRank(tmp_path / "two")])
+    finally:
+        torch.multiprocessing.set_sharing_strategy(previous)
+    one = last_checkpoint(tmp_path / "one")["ood_sampler"]
+    both = last_checkpoint(tmp_path / "two")["ood_sampler"]
+    assert one["round"] == both["round"] == 1 and len(one["picked"]) == 100
+    for key in ("picked", "picked_labels", "id_pseudo_labels"):
+        assert torch.equal(one[key], both[key]), key
+    # Float sums in another thread layout: equal to rounding, not bit for bit.
+    torch.testing.assert_close(one["centroids"], both["centroids"], rtol=1e-4, atol=1e-5)
+    for rank in (0, 1):
+        per_rank = torch.load(tmp_path / "two" / f"rank{rank}.pt")
+        assert torch.equal(per_rank["picked"], one["picked"])
+        assert torch.equal(per_rank["labels"], one["picked_labels"])

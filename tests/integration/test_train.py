@@ -13,7 +13,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from ltcl.errors import ConfigError, DataError
 from ltcl.train import train
-from tests.helpers import REPO_ROOT, StopAfterEpoch, compose_train
+from tests.helpers import REPO_ROOT, DieAtEpochStart, Killed, StopAfterEpoch, compose_train
 
 TINY = [
     "model.backbone.width=8",
@@ -172,3 +172,21 @@ def test_run_stopped_and_resumed_ends_with_the_same_parameters(tmp_path):
     assert full["global_step"] == split["global_step"]
     for name, value in full["state_dict"].items():
         assert torch.equal(value, split["state_dict"][name]), name
+
+
+def test_killed_run_resumes_from_its_last_finished_epoch(tmp_path):
+    """A process killed mid-run (not a graceful stop) still leaves last.ckpt of the last
+    finished epoch, and the resumed run equals an uninterrupted one."""
+    overrides = [*TINY, "trainer.max_epochs=3", "eval.protocols=[]"]
+    train(compose_train(tmp_path / "full", overrides))
+    with pytest.raises(Killed):
+        train(compose_train(tmp_path / "killed", overrides), extra_callbacks=[DieAtEpochStart(2)])
+    last = tmp_path / "killed/run/checkpoints/last.ckpt"
+    assert torch.load(last, weights_only=False)["epoch"] == 1
+    assert sorted(p.name for p in last.parent.iterdir()) == ["last.ckpt"]
+    train(compose_train(tmp_path / "killed", overrides))
+    full = torch.load(tmp_path / "full/run/checkpoints/last.ckpt", weights_only=False)
+    resumed = torch.load(last, weights_only=False)
+    assert full["global_step"] == resumed["global_step"]
+    for name, value in full["state_dict"].items():
+        assert torch.equal(value, resumed["state_dict"][name]), name

@@ -140,6 +140,18 @@ def test_aggregate_groups_by_method_and_dataset(multirun: Path) -> None:
     assert sdclr == {"mean": 70.0, "std": 0.0, "n": 1}
 
 
+def test_aggregate_groups_by_a_dotted_config_key() -> None:
+    runs = []
+    for strategy, knn in (("colt", 61.0), ("random", 58.0), ("colt", 63.0)):
+        run = make_results(knn, method="guide")
+        run["config"] = {"sampler": {"strategy": strategy}}
+        runs.append(run)
+    rows = aggregate(runs, group_by=["method", "config.sampler.strategy"])
+    assert [(r["config.sampler.strategy"], r["n"]) for r in rows] == [("colt", 2), ("random", 1)]
+    assert rows[0]["metrics"]["knn"]["all"]["mean"] == pytest.approx(62.0)
+    assert "| guide | colt | 2 |" in to_markdown(rows)
+
+
 def test_aggregate_missing_protocol(multirun: Path) -> None:
     runs = load_results(find_results([multirun]))
     simclr = by_method(aggregate(runs))["simclr"]

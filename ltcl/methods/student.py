@@ -1,0 +1,202 @@
+"""Stage 2: the guided contrastive student g, trained on ID data only (METHOD.md, Stage 2).
+
+Thin: L_GCL and L_DL are plain PyTorch in :mod:`ltcl.losses.guided`. This module loads the
+stage-1 guide from its checkpoint, keeps a frozen copy of it, and optimises
+``L_GCL + lambda_dl * L_DL``.
+
+The frozen guide is deliberately *not* a registered submodule: it is then outside the
+optimiser, outside ``state_dict`` (the student's checkpoints do not carry a second copy of
+the guide; they record the guide checkpoint's path and step instead), outside DDP's
+parameter set, and Lightning's ``model.train()`` cannot switch it out of eval mode. A resumed
+student reloads it from ``guide_checkpoint``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ltcl.checkpoints import check_data_matches, load_embedding_network
+from ltcl.errors import ConfigError
+from ltcl.losses.guided import DISTILLATION_MODES, distillation_loss, guided_contrastive_loss
+from ltcl.methods.base import ContrastiveModule
+
+INITS = ("guide", "scratch")
+
+
+class FrozenGuide(nn.Module):
+    """The stage-1 network f: z = normalize(h(phi(x))), eval mode, no gradients."""
+
+    def __init__(self, backbone: nn.Module, projector: nn.Module, channels_last: bool):
+        super().__init__()
+        self.backbone, self.projector, self.channels_last = backbone, projector, channels_last
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> FrozenGuide:
+        # Always eval: BN uses the guide's running statistics, as when it was evaluated.
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return F.normalize(self.projector(self.backbone(images)), dim=1)
+
+
+class StudentModule(ContrastiveModule):
+    """L_stage2 = L_GCL + lambda_dl * L_DL, guided by a frozen stage-1 network.
+
+    Args (besides those of :class:`ContrastiveModule`):
+        guide_checkpoint: a checkpoint of ``ltcl-train method=guide`` (any ltcl checkpoint of
+            the same architecture works, e.g. SimCLR's, for a guide without OOD data).
+        init: ``guide`` (default, METHOD.md: "we further optimize the network") or ``scratch``.
+        delta, k_pos: guided positives are views with guide similarity >= delta, at most k_pos.
+        attraction_weights, repulsion_weights: the guide's force weights (off: 1).
+        lambda_dl, distillation, distill_teacher_temperature, distill_student_temperature: L_DL.
+    """
+
+    def __init__(
+        self,
+        *args,
+        guide_checkpoint: str | None = None,
+        init: str = "guide",
+        temperature: float = 0.2,
+        delta: float = 0.8,
+        k_pos: int = 5,
+        attraction_weights: bool = True,
+        repulsion_weights: bool = True,
+        lambda_dl: float = 1.0,
+        distillation: str = "relational",
+        distill_teacher_temperature: float = 0.2,
+        distill_student_temperature: float = 0.2,
+        **kwargs,
+    ):
+        super().__init__(*args, **kwargs)
+        if not guide_checkpoint:
+            raise ConfigError(
+                "method=student needs a guide: set method.guide_checkpoint=<run>/checkpoints/"
+                "last.ckpt of `ltcl-train method=guide`, or run both stages with ltcl-pipeline"
+            )
+        if init not in INITS:
+            raise ConfigError(f"unknown student init '{init}': use one of {INITS}")
+        if not (isinstance(delta, int | float) and -1.0 <= delta <= 1.0):
+            raise ConfigError(
+                f"delta={delta} is not a cosine similarity: choose delta in [-1, 1] "
+                "(turn guided positives off with k_pos=0)"
+            )
+        if isinstance(k_pos, bool) or not isinstance(k_pos, int) or k_pos < 0:
+            raise ConfigError(f"k_pos must be an integer >= 0, got {k_pos!r}")
+        if distillation not in DISTILLATION_MODES:
+            raise ConfigError(
+                f"unknown distillation '{distillation}': use one of {DISTILLATION_MODES}"
+            )
+        if not (lambda_dl >= 0 and math.isfinite(lambda_dl)):
+            raise ConfigError(f"lambda_dl must be a finite number >= 0, got {lambda_dl}")
+        self.temperature, self.delta, self.k_pos = temperature, float(delta), k_pos
+        self.attraction_weights, self.repulsion_weights = attraction_weights, repulsion_weights
+        self.lambda_dl, self.distillation = lambda_dl, distillation
+        self.distill_temperatures = (distill_teacher_temperature, distill_student_temperature)
+        self.guide_checkpoint = str(guide_checkpoint)
+
+        guide_backbone, guide_projector, meta = load_embedding_network(guide_checkpoint)
+        self._check_guide_architecture(meta)
+        self.guide_meta = meta
+        if init == "guide":
+            self.backbone.load_state_dict(guide_backbone.state_dict())
+            self.projector.load_state_dict(guide_projector.state_dict())
+        # A list, so that nn.Module does not register it (see the module docstring).
+        self._frozen_guide = [FrozenGuide(guide_backbone, guide_projector, self.channels_last)]
+        if self.channels_last:
+            self._frozen_guide[0].to(memory_format=torch.channels_last)
+
+    def _check_guide_architecture(self, meta: dict[str, Any]) -> None:
+        ours, theirs = dict(self.hparams.backbone), dict(meta["backbone"])
+        if ours != theirs:
+            raise ConfigError(
+                f"the guide checkpoint {self.guide_checkpoint} holds a {theirs} backbone but the "
+                f"student is a {ours}: use the guide's model config (model=...) for the student"
+            )
+        out_dim = self.projector.out_dim
+        if meta["projector"]["out_dim"] != out_dim or meta["projector"]["hidden_dim"] != (
+            self.projector.hidden_dim
+        ):
+            raise ConfigError(
+                f"the guide's embedding is {meta['projector']} but the student's is "
+                f"{{'hidden_dim': {self.projector.hidden_dim}, 'out_dim': {out_dim}}}: set "
+                "model.projector.* to the guide's values"
+            )
+
+    @property
+    def guide(self) -> FrozenGuide:
+        guide = self._frozen_guide[0]
+        if next(guide.parameters()).device != self.device:
+            guide.to(self.device)
+        return guide
+
+    # ---- checks before training -----------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        datamodule = getattr(self._trainer, "datamodule", None)
+        split = getattr(datamodule, "split", None)
+        if split is None:
+            return
+        try:
+            check_data_matches(
+                self.guide_meta,
+                datamodule.name,
+                datamodule.num_classes,
+                [int(c) for c in split.class_counts],
+            )
+        except ConfigError as error:
+            raise ConfigError(f"guide checkpoint {self.guide_checkpoint}: {error}") from error
+
+    # ---- training -----------------------------------------------------------------------
+    def training_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        view1, view2 = batch["views"]
+        images = torch.cat([view1, view2])
+        u1, u2 = self.embed(images).chunk(2)
+        v1, v2 = self.guide(images).chunk(2)
+        loss_gcl, stats = guided_contrastive_loss(
+            u1,
+            u2,
+            v1,
+            v2,
+            self.temperature,
+            delta=self.delta,
+            k_pos=self.k_pos,
+            attraction_weights=self.attraction_weights,
+            repulsion_weights=self.repulsion_weights,
+            return_stats=True,
+        )
+        extras = {"loss_gcl": loss_gcl.detach(), **{k: v.float() for k, v in stats.items()}}
+        loss = loss_gcl
+        if self.lambda_dl > 0:
+            teacher_t, student_t = self.distill_temperatures
+            loss_dl = distillation_loss(
+                u1,
+                u2,
+                v1,
+                v2,
+                mode=self.distillation,
+                teacher_temperature=teacher_t,
+                student_temperature=student_t,
+            )
+            loss = loss + self.lambda_dl * loss_dl
+            extras["loss_dl"] = loss_dl.detach()
+        return loss, extras
+
+    # ---- checkpoint -----------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["ltcl_guide"] = {
+            "path": str(Path(self.guide_checkpoint).resolve()),
+            "method": self.guide_meta["method"],
+            "epoch": self.guide_meta["epoch"],
+            "global_step": self.guide_meta["global_step"],
+        }

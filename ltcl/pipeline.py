@@ -1,0 +1,140 @@
+"""`ltcl-pipeline`: the whole method (guide -> student -> evaluation) in one run directory.
+
+    ltcl-pipeline data=cifar10_lt_folder ood=tinyimagenet trainer.max_epochs=100
+    ltcl-pipeline -m data=cifar10_lt_folder ood=tinyimagenet data.split.seed=0,1,2
+
+Each stage is an ordinary ``ltcl-train`` run (:func:`ltcl.train.train`) in a sub-directory,
+so every ltcl-train option, resume rule and output applies to it. A stage is *finished*
+when its ``results.json`` records all its epochs: it is then reused, not retrained. An unfinished stage
+resumes from its ``checkpoints/last.ckpt`` (``ckpt_path=last``), so a pipeline killed at any
+point restarts where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from ltcl.errors import ConfigError
+from ltcl.train import CONFIG_DIR, train
+
+RESULTS_NAME = "results.json"
+STAGES = ("guide", "student", "simclr")
+
+
+def stage_config(cfg: DictConfig, stage: str, run_dir: Path) -> DictConfig:
+    """The ltcl-train config of one stage: its method, epochs and sub-directory."""
+    stage_cfg = cfg.copy()
+    guide_epochs, student_epochs = cfg.stages.guide.epochs, cfg.stages.student.epochs
+    with open_dict(stage_cfg):
+        stage_cfg.paths.output_dir = str(run_dir / stage)
+        if stage == "guide":
+            stage_cfg.trainer.max_epochs = guide_epochs
+        elif stage == "student":
+            stage_cfg.method = cfg.stages.student.method
+            stage_cfg.method.guide_checkpoint = str(run_dir / "guide" / "checkpoints" / "last.ckpt")
+            stage_cfg.trainer.max_epochs = student_epochs
+            stage_cfg.ood = None  # stage 2 trains on ID data only
+        elif stage == "simclr":
+            stage_cfg.method = cfg.stages.simclr.method
+            epochs = cfg.stages.simclr.epochs
+            stage_cfg.trainer.max_epochs = (
+                epochs if epochs is not None else guide_epochs + student_epochs
+            )
+            stage_cfg.ood = None
+        else:
+            raise ConfigError(f"unknown pipeline stage '{stage}': use one of {STAGES}")
+    return stage_cfg
+
+
+def finished_results(stage_dir: Path, epochs: int) -> dict[str, Any] | None:
+    """The stage's results when it trained all its epochs, else None (run or resume it).
+
+    results.json alone is not proof: a stage ended early (max_time, a graceful preemption)
+    also writes one, for fewer epochs.
+    """
+    results_file = stage_dir / RESULTS_NAME
+    if not results_file.is_file():
+        return None
+    try:
+        results = json.loads(results_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None  # written atomically, so only a hand-edited file gets here: rerun it
+    return results if (results.get("epochs") or 0) >= epochs else None
+
+
+def planned_stages(cfg: DictConfig) -> list[str]:
+    stages = ["guide", "student"]
+    if cfg.stages.get("simclr") and cfg.stages.simclr.get("enabled"):
+        stages.append("simclr")
+    return stages
+
+
+def check_pipeline_config(cfg: DictConfig) -> None:
+    if not cfg.get("ood"):
+        raise ConfigError(
+            "ltcl-pipeline needs an OOD pool for the guide: add ood=... "
+            "(ood=tinyimagenet for CIFAR, ood=embedded for the demo data)"
+        )
+    for stage in ("guide", "student"):
+        epochs = cfg.stages[stage].epochs
+        if not isinstance(epochs, int) or epochs < 1:
+            raise ConfigError(f"stages.{stage}.epochs must be an integer >= 1, got {epochs!r}")
+
+
+def run_pipeline(cfg: DictConfig) -> dict[str, Any]:
+    """Run (or reuse) every stage; write pipeline.json; return {stage: results}."""
+    check_pipeline_config(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {}
+    for stage in planned_stages(cfg):
+        stage_cfg = stage_config(cfg, stage, run_dir)
+        results = finished_results(run_dir / stage, stage_cfg.trainer.max_epochs)
+        if results is not None:
+            print(f"[ltcl] pipeline: {stage} finished earlier, reusing it", flush=True)
+        else:
+            print(f"[ltcl] pipeline: {stage} -> {run_dir / stage}", flush=True)
+            results = train(stage_cfg)
+        summary[stage] = results
+    if summary.get("student", {}).get("metrics"):
+        table = {
+            stage: {"epochs": r.get("epochs"), "metrics": r.get("metrics")}
+            for stage, r in summary.items()
+        }
+        record = {"run_dir": str(run_dir), "stages": table}
+        record["config"] = OmegaConf.to_container(cfg, resolve=True)
+        (run_dir / "pipeline.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+        print(format_table(table), flush=True)
+    return summary
+
+
+def format_table(table: dict[str, dict[str, Any]]) -> str:
+    """A short text table of each stage's All / Few / Std (kNN and linear)."""
+    lines = ["stage    epochs  kNN all  kNN few  kNN Std  lin all  lin few  lin Std"]
+    for stage, row in table.items():
+        cells = [f"{stage:<8}", f"{row.get('epochs') or 0:>6}"]
+        for protocol in ("knn", "linear"):
+            m = (row.get("metrics") or {}).get(protocol) or {}
+            cells += [f"{m.get(k, float('nan')):>8.2f}" for k in ("all", "few", "std")]
+        lines.append(" ".join(cells))
+    return "\n".join(lines)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="pipeline")
+def _hydra_main(cfg: DictConfig) -> float | None:
+    summary = run_pipeline(cfg)
+    knn = summary.get("student", {}).get("metrics", {}).get("knn", {})
+    return knn.get("all")
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

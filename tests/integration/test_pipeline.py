@@ -1,0 +1,122 @@
+"""ltcl-pipeline: guide -> student -> evaluation in one run directory; restart after a kill."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import ltcl.pipeline
+from ltcl.errors import ConfigError
+from ltcl.pipeline import run_pipeline
+from tests.helpers import REPO_ROOT, DieAtEpochStart, Killed, StopAfterEpoch, compose_train
+
+TINY = [
+    "ood.source.num_crops=400",
+    "model.backbone.width=8",
+    "data.global_batch_size=32",
+    "trainer.limit_train_batches=2",
+    "optim.schedule.warmup_epochs=1",
+    "sampler.warmup_epochs=1",
+    "sampler.interval=1",
+    "sampler.budget=100",
+    "sampler.kmeans_iterations=5",
+    "sampler.refine_iterations=5",
+    "eval.protocols=[knn]",
+    "eval.plots=false",
+    "trainer.max_epochs=2",
+]
+
+
+def test_pipeline_runs_both_stages_in_one_directory(tmp_path):
+    cfg = compose_train(
+        tmp_path, [*TINY, "stages.student.epochs=1", "stages.simclr.enabled=true"], "pipeline"
+    )
+    summary = run_pipeline(cfg)
+    run = tmp_path / "run"
+    for stage, method, epochs in (
+        ("guide", "guide", 2),
+        ("student", "student", 1),
+        ("simclr", "simclr", 3),
+    ):
+        results = json.loads((run / stage / "results.json").read_text())
+        assert results["method"] == method and results["epochs"] == epochs, stage
+        assert summary[stage]["metrics"]["knn"]["all"] == results["metrics"]["knn"]["all"]
+    student_cfg = json.loads((run / "student" / "results.json").read_text())["config"]
+    assert student_cfg["method"]["guide_checkpoint"] == str(run / "guide/checkpoints/last.ckpt")
+    assert student_cfg["ood"] is None
+    table = json.loads((run / "pipeline.json").read_text())["stages"]
+    assert set(table) == {"guide", "student", "simclr"}
+
+
+def test_killed_pipeline_restarts_where_it_stopped(tmp_path, monkeypatch):
+    real_train = ltcl.pipeline.train
+    calls = []
+
+    def train_then_die_in_student(cfg, extra_callbacks=None):
+        calls.append(cfg.method.name)
+        if cfg.method.name == "student":
+            # Killed after the student's first epoch (its last.ckpt is on disk).
+            real_train(cfg, extra_callbacks=[DieAtEpochStart(1)])
+        return real_train(cfg, extra_callbacks)
+
+    cfg = compose_train(tmp_path, TINY, "pipeline")
+    monkeypatch.setattr(ltcl.pipeline, "train", train_then_die_in_student)
+    with pytest.raises(Killed):
+        run_pipeline(cfg)
+    run = tmp_path / "run"
+    guide_results = (run / "guide" / "results.json").stat().st_mtime_ns
+    assert (run / "student" / "checkpoints" / "last.ckpt").is_file()
+    assert not (run / "student" / "results.json").exists()
+
+    resumed = []
+
+    def record(cfg, extra_callbacks=None):
+        resumed.append(cfg.method.name)
+        return real_train(cfg, extra_callbacks)
+
+    monkeypatch.setattr(ltcl.pipeline, "train", record)
+    summary = run_pipeline(compose_train(tmp_path, TINY, "pipeline"))
+    assert calls == ["guide", "student"] and resumed == ["student"]  # the guide is reused
+    assert (run / "guide" / "results.json").stat().st_mtime_ns == guide_results
+    student = json.loads((run / "student" / "results.json").read_text())
+    # The student resumed from its epoch-1 checkpoint: only its second epoch ran here.
+    assert student["epochs"] == 2 and len(student["epoch_times_s"]) == 1
+    assert summary["student"]["metrics"]["knn"]["all"] == student["metrics"]["knn"]["all"]
+
+
+def test_pipeline_needs_an_ood_pool(tmp_path):
+    with pytest.raises(ConfigError, match="OOD pool"):
+        overrides = [o for o in TINY if not o.startswith("ood.")]
+        run_pipeline(compose_train(tmp_path, [*overrides, "~ood"], "pipeline"))
+
+
+def test_pipeline_multirun_over_split_seeds(tmp_path):
+    env = {**os.environ, "WANDB_MODE": "disabled", "LTCL_LOG_DIR": str(tmp_path)}
+    command = [sys.executable, "-m", "ltcl.pipeline", "-m", *TINY, "trainer.max_epochs=1"]
+    command += ["trainer.enable_progress_bar=false", "data.split.seed=0,1"]
+    done = subprocess.run(
+        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = sorted((tmp_path / "pipeline" / "multirun").glob("*/pipeline.json"))
+    assert [p.parent.name for p in runs] == [
+        "pipeline_digits_lt_r10_split0_seed0",
+        "pipeline_digits_lt_r10_split1_seed0",
+    ]
+    for path in runs:
+        stages = json.loads(path.read_text())["stages"]
+        assert set(stages) == {"guide", "student"}
+
+
+def test_a_stage_stopped_early_is_not_taken_as_finished(tmp_path):
+    """A stage ended by max_time or a graceful preemption writes results.json for fewer epochs
+    than asked: the pipeline resumes it instead of reusing it."""
+    cfg = compose_train(tmp_path, [*TINY, "stages.student.epochs=1"], "pipeline")
+    guide_cfg = ltcl.pipeline.stage_config(cfg, "guide", tmp_path / "run")
+    ltcl.pipeline.train(guide_cfg, extra_callbacks=[StopAfterEpoch(0)])
+    early = json.loads((tmp_path / "run" / "guide" / "results.json").read_text())
+    assert early["epochs"] == 1
+    summary = run_pipeline(cfg)
+    assert summary["guide"]["epochs"] == 2 and len(summary["guide"]["epoch_times_s"]) == 1
