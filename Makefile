@@ -43,10 +43,10 @@ format: install ## ruff format and autofix
 	$(VENV)/bin/ruff format ltcl tests
 	$(VENV)/bin/ruff check --fix ltcl tests
 
-demo: install ## SimCLR on the embedded data (no download): pretrain, evaluate, print the results table
-	$(RUN) $(VENV)/bin/ltcl-train experiment=demo trainer.enable_progress_bar=false
-	$(VENV)/bin/ltcl-report outputs/demo --metrics knn linear few_shot.1pct few_shot.100shot
-	@echo "Run directory: outputs/demo/ (results.json, *.png, checkpoints/, csv/); report: outputs/demo/report.md"
+demo: install ## the whole method on the embedded data (no download): guide -> student, and SimCLR at the same budget; prints the table
+	$(RUN) $(VENV)/bin/ltcl-pipeline experiment=demo_pipeline trainer.enable_progress_bar=false
+	$(VENV)/bin/ltcl-report outputs/demo/pipeline_demo --metrics knn linear few_shot.1pct few_shot.100shot
+	@echo "Run directory: outputs/demo/pipeline_demo/{guide,student,simclr}/ (results.json, *.png, checkpoints/); report: outputs/demo/pipeline_demo/report.md"
 
 benchmark-simclr: install ## recorded CPU run: SimCLR, small backbone, CIFAR-10-LT (JPEG copy) from ../shared/data
 	$(RUN) bash benchmarks/simclr_cifar10_lt_cpu.sh

@@ -7,7 +7,7 @@ Each stage is an ordinary ``ltcl-train`` run (:func:`ltcl.train.train`) in a sub
 so every ltcl-train option, resume rule and output applies to it. A stage is *finished*
 when its ``results.json`` records all its epochs: it is then reused, not retrained. An unfinished stage
 resumes from its ``checkpoints/last.ckpt`` (``ckpt_path=last``), so a pipeline killed at any
-point restarts where it stopped.
+point restarts where it stopped. ``ckpt_path=null`` retrains every stage from scratch.
 """
 
 from __future__ import annotations
@@ -94,7 +94,10 @@ def run_pipeline(cfg: DictConfig) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for stage in planned_stages(cfg):
         stage_cfg = stage_config(cfg, stage, run_dir)
-        results = finished_results(run_dir / stage, stage_cfg.trainer.max_epochs)
+        # ckpt_path=null means "start fresh" for the pipeline too: no stage is reused.
+        results = None
+        if cfg.get("ckpt_path") is not None:
+            results = finished_results(run_dir / stage, stage_cfg.trainer.max_epochs)
         if results is not None:
             print(f"[ltcl] pipeline: {stage} finished earlier, reusing it", flush=True)
         else:

@@ -19,3 +19,14 @@ def test_demo_experiment_trains_evaluates_and_reports(tmp_path, capsys):
     table = capsys.readouterr().out
     assert "| simclr | digits_lt | 1 |" in table
     assert (run / "report.md").is_file() and (run / "report.csv").is_file()
+
+
+def test_demo_pipeline_experiment_composes_the_three_stages(tmp_path):
+    from ltcl.pipeline import planned_stages, stage_config
+
+    cfg = compose_train(tmp_path, ["experiment=demo_pipeline"], config_name="pipeline")
+    assert planned_stages(cfg) == ["guide", "student", "simclr"]
+    epochs = {s: stage_config(cfg, s, tmp_path).trainer.max_epochs for s in planned_stages(cfg)}
+    assert epochs == {"guide": 20, "student": 20, "simclr": 40}
+    assert stage_config(cfg, "guide", tmp_path).ood.name == "photo_crops"
+    assert stage_config(cfg, "student", tmp_path).method.name == "student"

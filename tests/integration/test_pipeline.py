@@ -120,3 +120,17 @@ def test_a_stage_stopped_early_is_not_taken_as_finished(tmp_path):
     assert early["epochs"] == 1
     summary = run_pipeline(cfg)
     assert summary["guide"]["epochs"] == 2 and len(summary["guide"]["epoch_times_s"]) == 1
+
+
+@pytest.mark.parametrize(("ckpt_path", "expected"), [("last", []), ("null", ["guide", "student"])])
+def test_finished_stages_are_reused_unless_ckpt_path_is_null(
+    tmp_path, monkeypatch, ckpt_path, expected
+):
+    run = tmp_path / "run"
+    for stage in ("guide", "student"):
+        (run / stage).mkdir(parents=True)
+        (run / stage / "results.json").write_text(json.dumps({"epochs": 2, "metrics": {}}))
+    called = []
+    monkeypatch.setattr(ltcl.pipeline, "train", lambda cfg: called.append(cfg.method.name) or {})
+    run_pipeline(compose_train(tmp_path, [*TINY, f"ckpt_path={ckpt_path}"], "pipeline"))
+    assert called == expected
