@@ -82,7 +82,11 @@ def load_embedding_network(
             f"the projector weights in {ckpt_path} do not fit a {spec} projector "
             f"({str(error).splitlines()[0]}): the checkpoint was written by another model config"
         ) from error
-    meta["projector"] = {"hidden_dim": projector.hidden_dim, "out_dim": projector.out_dim}
+    meta["projector"] = {
+        "hidden_dim": projector.hidden_dim,
+        "out_dim": projector.out_dim,
+        "batch_norm": bool(spec.get("batch_norm", True)),
+    }
     meta["projector_spec"] = spec
     return backbone, projector, meta
 

@@ -42,6 +42,11 @@ def check_config(cfg: DictConfig) -> None:
             f"data.global_batch_size={cfg.data.global_batch_size} does not divide by "
             f"{world} processes (trainer.devices x trainer.num_nodes): choose a multiple of {world}"
         )
+    if cfg.trainer.get("use_distributed_sampler", False):
+        raise ConfigError(
+            "trainer.use_distributed_sampler must stay false: ltcl's samplers shard each global "
+            "batch across processes themselves (ltcl/data/samplers.py)"
+        )
     if cfg.trainer.get("max_epochs", 1) < 1:
         raise ConfigError(f"trainer.max_epochs must be >= 1, got {cfg.trainer.max_epochs}")
 

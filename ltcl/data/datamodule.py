@@ -20,8 +20,9 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, Dataset
 
+from ltcl.data.samplers import EvalShardSampler, GlobalBatchShardSampler
 from ltcl.data.sources import ImageSource, extract_archive, image_folder
 from ltcl.data.splits import (
     LongTailSplit,
@@ -369,20 +370,36 @@ class LongTailDataModule(L.LightningDataModule):
         return np.sort(np.concatenate(keep))
 
     # ---- loaders --------------------------------------------------------------------------
-    def _epoch_seed(self, stream: int) -> int:
-        """Seed of one random stream (0: ID order, 1: OOD order, 2: augmentation) of this epoch."""
+    def _epoch_seed(self, stream: int, per_rank: bool = False) -> int:
+        """Seed of one random stream (0: ID order, 1: OOD order, 2: augmentation) of this epoch.
+
+        The data order is the same on every process (each takes its slice of the global
+        batch); the augmentation stream is per rank, since each rank draws for its own images.
+        """
         trainer = self.trainer
         epoch = trainer.current_epoch if trainer is not None else 0
-        rank = trainer.global_rank if trainer is not None else 0
+        rank = trainer.global_rank if (trainer is not None and per_rank) else 0
         return int(np.random.SeedSequence([self.seed, epoch, rank, stream]).generate_state(1)[0])
+
+    def _rank_and_world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        if trainer is None:
+            return 0, 1
+        return trainer.global_rank, trainer.world_size
 
     def _loader(
         self, dataset: Dataset, batch_size: int, train: bool, stream: int = 0
     ) -> DataLoader:
-        sampler = None
-        if train:  # an explicit seeded sampler: Lightning keeps it when it rebuilds a loader
-            generator = torch.Generator().manual_seed(self._epoch_seed(stream))
-            sampler = RandomSampler(dataset, generator=generator)
+        # Our samplers shard across processes themselves (ltcl/data/samplers.py), so that the
+        # global batch does not depend on the number of processes; the trainer configs set
+        # use_distributed_sampler: false.
+        rank, world = self._rank_and_world()
+        if train:
+            sampler = GlobalBatchShardSampler(
+                len(dataset), batch_size, self._epoch_seed(stream), rank, world
+            )
+        else:
+            sampler = EvalShardSampler(len(dataset), rank, world)
         return DataLoader(
             dataset,
             batch_size=batch_size,
@@ -410,8 +427,9 @@ class LongTailDataModule(L.LightningDataModule):
         return max(1, round(per_device * share))
 
     def train_dataloader(self):
-        # Built anew every epoch (the trainer reloads it), seeded by (seed, epoch, rank).
-        self._augment_generator.manual_seed(self._epoch_seed(2))
+        # Built anew every epoch (the trainer reloads it): the order is seeded by (seed, epoch),
+        # the augmentation by (seed, epoch, rank).
+        self._augment_generator.manual_seed(self._epoch_seed(2, per_rank=True))
         id_loader = self._loader(self.train_set, self.batch_size_per_device(), train=True)
         if self.ood_pool is None or len(self.ood_subset) == 0:
             return id_loader

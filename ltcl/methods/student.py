@@ -122,14 +122,15 @@ class StudentModule(ContrastiveModule):
                 f"the guide checkpoint {self.guide_checkpoint} holds a {theirs} backbone but the "
                 f"student is a {ours}: use the guide's model config (model=...) for the student"
             )
-        out_dim = self.projector.out_dim
-        if meta["projector"]["out_dim"] != out_dim or meta["projector"]["hidden_dim"] != (
-            self.projector.hidden_dim
-        ):
+        ours = {
+            "hidden_dim": self.projector.hidden_dim,
+            "out_dim": self.projector.out_dim,
+            "batch_norm": bool((self.hparams.projector or {}).get("batch_norm", True)),
+        }
+        if meta["projector"] != ours:
             raise ConfigError(
-                f"the guide's embedding is {meta['projector']} but the student's is "
-                f"{{'hidden_dim': {self.projector.hidden_dim}, 'out_dim': {out_dim}}}: set "
-                "model.projector.* to the guide's values"
+                f"the guide's embedding head is {meta['projector']} but the student's is {ours}: "
+                "set model.projector.* to the guide's values"
             )
 
     @property

@@ -57,17 +57,29 @@ class SmallConvNet(nn.Module):
     it managed about 1,000.
     """
 
-    def __init__(self, width: int = 32) -> None:
+    NORMS = ("batch", "group", "none")
+
+    def __init__(self, width: int = 32, norm: str = "batch") -> None:
         super().__init__()
         if isinstance(width, bool) or not isinstance(width, int) or width < 1:
             raise ConfigError(f"small_convnet width must be a positive integer; got {width!r}.")
+        if norm not in self.NORMS:
+            raise ConfigError(f"small_convnet norm must be one of {self.NORMS}; got {norm!r}.")
         layers: list[nn.Module] = []
         in_ch = 3
         for mult in (1, 2, 4, 8):
             out_ch = width * mult
+            # norm="group"/"none": per-sample computation, so that a batch split over processes
+            # computes exactly what one process computes (the DDP equivalence tests).
+            if norm == "batch":
+                norm_layer: nn.Module = nn.BatchNorm2d(out_ch)
+            elif norm == "group":
+                norm_layer = nn.GroupNorm(min(8, out_ch), out_ch)
+            else:
+                norm_layer = nn.Identity()
             layers += [
-                nn.Conv2d(in_ch, out_ch, kernel_size=3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(out_ch),
+                nn.Conv2d(in_ch, out_ch, kernel_size=3, stride=2, padding=1, bias=norm == "none"),
+                norm_layer,
                 nn.ReLU(inplace=True),
             ]
             in_ch = out_ch
@@ -82,9 +94,9 @@ class SmallConvNet(nn.Module):
         return torch.flatten(self.pool(self.features(x)), 1)
 
 
-def small_convnet(width: int = 32) -> nn.Module:
+def small_convnet(width: int = 32, norm: str = "batch") -> nn.Module:
     """A small, fast backbone for CPU runs and tests; feature_dim = 8 * width."""
-    return SmallConvNet(width)
+    return SmallConvNet(width, norm)
 
 
 _BACKBONES: dict[str, Callable[..., nn.Module]] = {

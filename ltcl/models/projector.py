@@ -14,17 +14,26 @@ class Projector(nn.Sequential):
     unnormalised (B, out_dim) projection; the loss L2-normalises it.
     """
 
-    def __init__(self, in_dim: int, hidden_dim: int | None = None, out_dim: int = 128) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        hidden_dim: int | None = None,
+        out_dim: int = 128,
+        batch_norm: bool = True,
+    ) -> None:
         hidden_dim = in_dim if hidden_dim is None else hidden_dim
         for name, value in (("in_dim", in_dim), ("hidden_dim", hidden_dim), ("out_dim", out_dim)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"Projector {name} must be a positive integer; got {value!r}.")
+        # batch_norm=False (Linear-ReLU-Linear) serves the DDP equivalence tests: BN statistics
+        # of a batch split over processes differ from one process's (SyncBN is GPU-only).
+        norm = nn.BatchNorm1d if batch_norm else (lambda _dim: nn.Identity())
         super().__init__(
             nn.Linear(in_dim, hidden_dim),
-            nn.BatchNorm1d(hidden_dim),
+            norm(hidden_dim),
             nn.ReLU(inplace=True),
-            nn.Linear(hidden_dim, out_dim, bias=False),
-            nn.BatchNorm1d(out_dim),
+            nn.Linear(hidden_dim, out_dim, bias=not batch_norm),
+            norm(out_dim),
         )
         self.in_dim = in_dim
         self.hidden_dim = hidden_dim

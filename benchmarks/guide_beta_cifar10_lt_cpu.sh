@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Stage 1 on split 0: the weight beta of the pseudo-label positives in L_PSD (1 is the
+# default of guide_vs_simclr), same settings as guide_ablation_cifar10_lt_cpu.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EPOCHS=${EPOCHS:-50}
+.venv/bin/ltcl-train -m \
+  task_name=guide_ablation method=guide data.split.seed=0 \
+  data=cifar10_lt_folder ood=tinyimagenet model=small trainer=cpu \
+  trainer.max_epochs="$EPOCHS" trainer.check_val_every_n_epoch=10 trainer.enable_progress_bar=false \
+  data.global_batch_size=256 \
+  sampler=kl_cluster sampler.warmup_epochs=10 sampler.interval=10 sampler.budget=5000 \
+  ood.candidates_per_round=20000 \
+  'eval.protocols=[knn,linear_b]' ckpt_path=null \
+  'run_name=guide_${sampler.strategy}_dd${loss.lambda_dd}_beta${loss.beta}_split${data.split.seed}' \
+  loss.beta=0.0,0.25 "$@"
+.venv/bin/ltcl-report outputs/guide_ablation/multirun outputs/guide_vs_simclr/multirun/guide_cifar10_lt_r100_split0_seed0 \
+  --metrics knn linear --group-by config.sampler.strategy config.loss.lambda_dd config.loss.beta \
+  --out benchmarks/results/guide_ablation_cifar10_lt_cpu

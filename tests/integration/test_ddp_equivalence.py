@@ -1,0 +1,105 @@
+"""2 gloo processes train exactly what 1 process trains with the same global batch.
+
+For each method's loss: the same global batches (ltcl's samplers), negatives gathered with
+gradients and rank offsets, DDP's gradient average, the same OOD round, and metrics reduced
+over processes. The model is per-sample (no BatchNorm: BN statistics of 2 x 16 images differ
+from 1 x 32, and SyncBN is GPU-only) and the augmentation deterministic (each rank draws its
+own augmentations, by design), so any difference comes from the distributed code.
+"""
+
+import csv
+
+import pytest
+import torch
+
+from ltcl.train import train
+from tests.helpers import compose_train
+
+PER_SAMPLE = [
+    "model.backbone.width=8",
+    "+model.backbone.norm=none",
+    "+model.projector.batch_norm=false",
+    "+data.augment.crop_scale=[1.0,1.0]",
+    "+data.augment.crop_ratio=[1.0,1.0]",
+    "+data.augment.flip_p=0",
+    "+data.augment.jitter_p=0",
+    "+data.augment.grayscale_p=0",
+    "data.global_batch_size=32",
+    "trainer.precision=32",
+    "trainer.max_epochs=2",
+    "trainer.limit_train_batches=3",
+    "trainer.log_every_n_steps=1",
+    "trainer.check_val_every_n_epoch=1",
+    "optim.schedule.warmup_epochs=0",
+    "eval.protocols=[]",
+]
+GUIDE = [
+    "method=guide",
+    "ood=embedded",
+    "ood.source.num_crops=400",
+    "sampler.warmup_epochs=0",
+    "sampler.interval=1",
+    "sampler.budget=100",
+    "sampler.kmeans_iterations=5",
+    "sampler.refine_iterations=5",
+]
+
+
+def run(folder, overrides, processes):
+    extra = ["trainer=ddp_cpu", "trainer.accelerator=cpu"] if processes == 2 else []
+    previous = torch.multiprocessing.get_sharing_strategy()
+    torch.multiprocessing.set_sharing_strategy("file_system")
+    try:
+        train(compose_train(folder, [*PER_SAMPLE, *overrides, *extra]))
+    finally:
+        torch.multiprocessing.set_sharing_strategy(previous)
+    checkpoint = torch.load(folder / "run/checkpoints/last.ckpt", weights_only=False)
+    with open(folder / "run/csv/version_0/metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    return checkpoint, rows
+
+
+def logged(rows, key):
+    return [float(r[key]) for r in rows if r.get(key) not in (None, "")]
+
+
+def assert_same_training(one, two):
+    (ckpt1, rows1), (ckpt2, rows2) = one, two
+    assert ckpt1["global_step"] == ckpt2["global_step"] == 6
+    for name, value in ckpt1["state_dict"].items():
+        torch.testing.assert_close(ckpt2["state_dict"][name], value, rtol=1e-4, atol=1e-5)
+    # The logged training loss is the mean over processes of each rank's local mean: the
+    # global-batch loss. The kNN monitor gathers every rank's features.
+    torch.testing.assert_close(
+        torch.tensor(logged(rows2, "train/loss_step")),
+        torch.tensor(logged(rows1, "train/loss_step")),
+        rtol=1e-4,
+        atol=1e-5,
+    )
+    assert logged(rows1, "val/knn_acc") and logged(rows2, "val/knn_acc") == logged(
+        rows1, "val/knn_acc"
+    )
+
+
+@pytest.mark.ddp
+def test_simclr_two_processes_equal_one(tmp_path):
+    assert_same_training(run(tmp_path / "one", [], 1), run(tmp_path / "two", [], 2))
+
+
+@pytest.mark.ddp
+def test_guide_two_processes_equal_one(tmp_path):
+    one, two = run(tmp_path / "one", GUIDE, 1), run(tmp_path / "two", GUIDE, 2)
+    assert_same_training(one, two)
+    a, b = one[0]["ood_sampler"], two[0]["ood_sampler"]
+    assert a["round"] == b["round"] == 3
+    assert torch.equal(a["picked"], b["picked"]) and torch.equal(
+        a["picked_labels"], b["picked_labels"]
+    )
+
+
+@pytest.mark.ddp
+def test_student_two_processes_equal_one(tmp_path):
+    train(compose_train(tmp_path / "guide", [*PER_SAMPLE, *GUIDE, "trainer.max_epochs=1"]))
+    guide = tmp_path / "guide/run/checkpoints/last.ckpt"
+    student = ["method=student", f"method.guide_checkpoint={guide}", "loss.delta=0.5"]
+    assert_same_training(run(tmp_path / "one", student, 1), run(tmp_path / "two", student, 2))
