@@ -20,7 +20,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ltcl.errors import ConfigError
-from ltcl.train import CONFIG_DIR, train
+from ltcl.train import CONFIG_DIR, objective_value, train
 
 RESULTS_NAME = "results.json"
 STAGES = ("guide", "student", "simclr")
@@ -131,8 +131,7 @@ def format_table(table: dict[str, dict[str, Any]]) -> str:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="pipeline")
 def _hydra_main(cfg: DictConfig) -> float | None:
     summary = run_pipeline(cfg)
-    knn = summary.get("student", {}).get("metrics", {}).get("knn", {})
-    return knn.get("all")
+    return objective_value(summary.get("student", {}), cfg.get("objective"))
 
 
 def main() -> None:

@@ -10,6 +10,9 @@ evaluated with `eval.protocols` (kNN and linear probe (b) by default) and the ru
 
 from __future__ import annotations
 
+import os
+import secrets
+import string
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,8 @@ import lightning as L
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.plugins.environments import SLURMEnvironment
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from ltcl.errors import ConfigError, LtclError
@@ -42,6 +47,16 @@ def check_config(cfg: DictConfig) -> None:
             f"data.global_batch_size={cfg.data.global_batch_size} does not divide by "
             f"{world} processes (trainer.devices x trainer.num_nodes): choose a multiple of {world}"
         )
+    accelerator = str(cfg.trainer.get("accelerator", "cpu"))
+    if accelerator in ("gpu", "cuda") and isinstance(devices, int) and devices > 0:
+        import torch
+
+        available = torch.cuda.device_count()
+        if devices > available:
+            raise ConfigError(
+                f"trainer.devices={devices} but this machine has {available} GPU(s): lower "
+                "trainer.devices, or use trainer=cpu / trainer=ddp_cpu without a GPU"
+            )
     if cfg.trainer.get("use_distributed_sampler", False):
         raise ConfigError(
             "trainer.use_distributed_sampler must stay false: ltcl's samplers shard each global "
@@ -65,8 +80,63 @@ def build(node: Any, **kwargs: Any) -> Any:
         raise
 
 
-def build_loggers(cfg: DictConfig) -> list:
-    return [build(node) for node in (cfg.get("logger") or {}).values()]
+WANDB_ID_FILE = "wandb_run_id"
+
+
+def _is_wandb(node: Any) -> bool:
+    return str(node.get("_target_", "")).endswith("WandbLogger")
+
+
+def check_wandb_credentials(node: Any) -> None:
+    """An online wandb run without an API key would hang or fail mid-run: refuse it up front."""
+    mode = os.environ.get("WANDB_MODE", "").lower()
+    if node.get("offline") or mode in ("offline", "disabled", "dryrun"):
+        return
+    if os.environ.get("WANDB_API_KEY"):
+        return
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    if netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore"):
+        return
+    raise ConfigError(
+        "logger=wandb logs online but no W&B API key was found: set WANDB_API_KEY or run "
+        "`wandb login`; on a cluster without network use WANDB_MODE=offline and "
+        "`wandb sync <run dir>/wandb/offline-run-*` later"
+    )
+
+
+def wandb_run_id(out: Path, resuming: bool) -> str:
+    """The run's wandb id, kept in <run dir>/wandb_run_id so that a resumed (requeued) job
+    continues the same wandb run; a fresh start gets a new id."""
+    path = out / WANDB_ID_FILE
+    if resuming and path.is_file():
+        return path.read_text(encoding="utf-8").strip()
+    # wandb's own id format (8 characters of [a-z0-9]); its generator is not public API.
+    run_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+    if rank_zero_only.rank == 0:  # only rank zero logs to wandb
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(run_id, encoding="utf-8")
+        os.replace(tmp, path)
+    return run_id
+
+
+def build_loggers(cfg: DictConfig, resuming: bool = False) -> list:
+    loggers = []
+    for node in (cfg.get("logger") or {}).values():
+        if _is_wandb(node):
+            check_wandb_credentials(node)
+            loggers.append(build(node, id=wandb_run_id(output_dir(cfg), resuming), resume="allow"))
+        else:
+            loggers.append(build(node))
+    return loggers
+
+
+def build_plugins() -> list:
+    plugins: list = [AtomicCheckpointIO()]
+    if SLURMEnvironment.detect():
+        # One owner of requeue: submitit (hydra/launcher=slurm, max_num_timeout) requeues a
+        # preempted or timed-out job; Lightning's SLURM auto-requeue would be a second one.
+        plugins.append(SLURMEnvironment(auto_requeue=False))
+    return plugins
 
 
 def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict[str, Any]:
@@ -104,19 +174,21 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict[str, Any
         LearningRateMonitor(logging_interval="epoch"),
         *(extra_callbacks or []),
     ]
-    loggers = build_loggers(cfg)
+    resume = resolve_resume_path(cfg.ckpt_path, checkpoint_dir)
+    loggers = build_loggers(cfg, resuming=resume is not None)
     trainer = instantiate(
         cfg.trainer,
         callbacks=callbacks,
         logger=loggers or False,
-        plugins=[AtomicCheckpointIO()],
+        plugins=build_plugins(),
         # The training loader is rebuilt every epoch: its shuffle and augmentation generators
         # are seeded per epoch (resume-exact), and a sampling round changes the OOD subset.
         reload_dataloaders_every_n_epochs=1,
     )
-    resume = resolve_resume_path(cfg.ckpt_path, checkpoint_dir)
     if resume and trainer.is_global_zero:
         print(f"[ltcl] resuming from {resume}", flush=True)
+    for logger in loggers:  # the whole resolved config, not only the module's arguments
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     started = time.perf_counter()
     try:
@@ -125,6 +197,7 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict[str, Any
         results: dict[str, Any] = {}
         if trainer.is_global_zero and not cfg.trainer.get("fast_dev_run"):
             results = final_evaluation(cfg, module, datamodule, train_time)
+            log_results(loggers, results, output_dir(cfg))
         trainer.strategy.barrier("ltcl-final-evaluation")
         return results
     finally:
@@ -133,6 +206,32 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict[str, Any
                 import wandb
 
                 wandb.finish()
+
+
+def log_results(loggers: list, results: dict[str, Any], out: Path) -> None:
+    """The final metrics (and, for wandb, the results table and plots) to every logger."""
+    flat = {
+        f"results/{protocol}/{field}": value
+        for protocol, values in (results.get("metrics") or {}).items()
+        if isinstance(values, dict)
+        for field, value in values.items()
+        if isinstance(value, int | float)
+    }
+    for logger in loggers:
+        if flat:
+            logger.log_metrics(flat)
+        if type(logger).__name__ == "WandbLogger":
+            rows = [
+                [p, *(v.get(f) for f in ("all", "many", "medium", "few", "std"))]
+                for p, v in (results.get("metrics") or {}).items()
+                if isinstance(v, dict) and "all" in v
+            ]
+            if rows:
+                columns = ["protocol", "all", "many", "medium", "few", "std"]
+                logger.log_table(key="results/table", columns=columns, data=rows)
+            plots = sorted(str(p) for p in out.glob("*.png"))
+            if plots:
+                logger.log_image(key="results/plots", images=plots)
 
 
 def final_evaluation(cfg: DictConfig, module, datamodule, train_time: float) -> dict[str, Any]:
@@ -151,11 +250,26 @@ def final_evaluation(cfg: DictConfig, module, datamodule, train_time: float) -> 
     )
 
 
+def objective_value(results: dict[str, Any], objective: str | None) -> float | None:
+    """The number a sweeper optimises: a dotted path into results.json (e.g. metrics.knn.few)."""
+    if not objective or not results:
+        return None  # a non-zero rank, or no objective asked for
+    value: Any = results
+    for part in objective.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise ConfigError(
+                f"objective={objective} is not in results.json (no '{part}'): use a path such "
+                "as metrics.knn.all, metrics.knn.few or metrics.linear.all, and make sure "
+                "eval.protocols runs that protocol"
+            )
+        value = value[part]
+    return float(value)
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
     results = train(cfg)
-    knn = results.get("metrics", {}).get("knn", {})
-    return knn.get("all")
+    return objective_value(results, cfg.get("objective"))
 
 
 def main() -> None:

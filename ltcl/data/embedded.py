@@ -10,6 +10,8 @@ tests and a first run work with no download and no data folder.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from PIL import Image
 
@@ -57,23 +59,25 @@ def sample_photo_crops(num_crops: int = 2000, size: int = 32, seed: int = 0) -> 
         raise ConfigError(f"seed must be an integer, got {seed!r}")
     from sklearn.datasets import load_sample_images
 
-    photos = [
-        Image.fromarray(np.asarray(a, dtype=np.uint8)).convert("RGB")
-        for a in load_sample_images().images
-    ]
+    sample = load_sample_images()
+    photos = [Image.fromarray(np.asarray(a, dtype=np.uint8)).convert("RGB") for a in sample.images]
+    names = [os.path.splitext(os.path.basename(f))[0] for f in sample.filenames]
     rng = np.random.default_rng(seed)
     out = np.empty((num_crops, size, size, 3), dtype=np.uint8)
+    which = np.empty(num_crops, dtype=np.int64)
     for i in range(num_crops):
-        photo = photos[int(rng.integers(len(photos)))]
+        which[i] = int(rng.integers(len(photos)))
+        photo = photos[which[i]]
         w, h = photo.size
         side = int(rng.integers(48, 161))
         x = int(rng.integers(0, w - side + 1))
         y = int(rng.integers(0, h - side + 1))
         crop = photo.resize((size, size), Image.Resampling.BICUBIC, box=(x, y, x + side, y + side))
         out[i] = np.asarray(crop, dtype=np.uint8)
+    # The photo a crop comes from is its (unused in training) class: round logs count them.
     return ImageSource(
-        labels=np.full(num_crops, -1, dtype=np.int64),
-        classes=[],
+        labels=which,
+        classes=names,
         images=out,
         name="sklearn-sample-photo-crops",
     )

@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -34,6 +35,17 @@ from ltcl.ood_sampler import OODSampler, SamplerConfig
 from ltcl.utils.distributed import gather_no_grad
 
 DOMAIN_LOSSES = ("bce", "supcon")
+
+
+def pool_class_histogram(source, picked, top: int = 20) -> dict[str, int]:
+    """The `top` most picked classes of a labelled pool (e.g. Tiny ImageNet wnids), for the
+    round log; {} for an unlabelled pool (a single class, as the 300K Random Images file)."""
+    classes = list(getattr(source, "classes", []) or [])
+    if len(classes) < 2 or len(picked) == 0:
+        return {}
+    counts = np.bincount(source.labels[np.asarray(picked)], minlength=len(classes))
+    order = np.argsort(-counts, kind="stable")[:top]
+    return {classes[i]: int(counts[i]) for i in order if counts[i] > 0}
 
 
 class GuideModule(ContrastiveModule):
@@ -170,6 +182,9 @@ class GuideModule(ContrastiveModule):
                 log = self.sampler.run_round(epoch, id_z, ood_z, candidates, id_tail_scores=tail)
             log.seconds["embed"] = round(embed_seconds, 3)
             self.sampler.history[-1]["seconds"] = dict(log.seconds)
+            self.sampler.history[-1]["pool_classes"] = pool_class_histogram(
+                pool.pool, self.sampler.picked
+            )
             self.print(
                 f"[ltcl] sampling round {log.round} before epoch {epoch}: "
                 f"cluster sizes {log.cluster_sizes}, budgets {log.budgets}, "
@@ -180,7 +195,19 @@ class GuideModule(ContrastiveModule):
         self.sampler.load_state_dict(state)
         datamodule.set_ood_subset(self.sampler.picked, self.sampler.picked_labels)
         if log_metrics:
-            self.log("sampler/round", float(self.sampler.round), rank_zero_only=True)
+            # Per-round statistics for the loggers (wandb, CSV); the full record (budgets,
+            # class histogram of the picks) is in the checkpoint's sampler history.
+            last = self.sampler.history[-1]
+            sizes = last["cluster_sizes"]
+            stats = {
+                "sampler/round": float(self.sampler.round),
+                "sampler/picked": float(len(self.sampler.picked)),
+                "sampler/cluster_size_min": float(min(sizes)) if sizes else 0.0,
+                "sampler/cluster_size_max": float(max(sizes)) if sizes else 0.0,
+                **{f"sampler/seconds_{k}": float(v) for k, v in last["seconds"].items()},
+            }
+            for name, value in stats.items():
+                self.log(name, value, rank_zero_only=True)
 
     @torch.no_grad()
     def _embed_all(self, dataset) -> torch.Tensor:

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from ltcl.train import train
-from tests.helpers import compose_train
+from tests.helpers import DieAtEpochStart, compose_train
 
 PER_SAMPLE = [
     "model.backbone.width=8",
@@ -45,16 +45,17 @@ GUIDE = [
 ]
 
 
-def run(folder, overrides, processes):
+def run(folder, overrides, processes, callbacks=None):
     extra = ["trainer=ddp_cpu", "trainer.accelerator=cpu"] if processes == 2 else []
     previous = torch.multiprocessing.get_sharing_strategy()
     torch.multiprocessing.set_sharing_strategy("file_system")
     try:
-        train(compose_train(folder, [*PER_SAMPLE, *overrides, *extra]))
+        train(compose_train(folder, [*PER_SAMPLE, *overrides, *extra]), extra_callbacks=callbacks)
     finally:
         torch.multiprocessing.set_sharing_strategy(previous)
     checkpoint = torch.load(folder / "run/checkpoints/last.ckpt", weights_only=False)
-    with open(folder / "run/csv/version_0/metrics.csv") as handle:
+    versions = sorted((folder / "run/csv").glob("version_*"))
+    with open(versions[0] / "metrics.csv") as handle:
         rows = list(csv.DictReader(handle))
     return checkpoint, rows
 
@@ -103,3 +104,20 @@ def test_student_two_processes_equal_one(tmp_path):
     guide = tmp_path / "guide/run/checkpoints/last.ckpt"
     student = ["method=student", f"method.guide_checkpoint={guide}", "loss.delta=0.5"]
     assert_same_training(run(tmp_path / "one", student, 1), run(tmp_path / "two", student, 2))
+
+
+@pytest.mark.ddp
+def test_killed_two_process_guide_resumes_to_the_uninterrupted_result(tmp_path):
+    """Killed after epoch 0 (the round before epoch 1 is in last.ckpt), restarted with the
+    same command: parameters and sampler state end as in the uninterrupted run."""
+    one = run(tmp_path / "one", GUIDE, 1)
+    with pytest.raises(Exception, match="Killed"):
+        run(tmp_path / "two", GUIDE, 2, callbacks=[DieAtEpochStart(1)])
+    two = run(tmp_path / "two", GUIDE, 2)
+    assert two[0]["global_step"] == 6
+    for name, value in one[0]["state_dict"].items():
+        torch.testing.assert_close(two[0]["state_dict"][name], value, rtol=1e-4, atol=1e-5)
+    a, b = one[0]["ood_sampler"], two[0]["ood_sampler"]
+    assert a["round"] == b["round"] == 3
+    for key in ("picked", "picked_labels", "id_pseudo_labels"):
+        assert torch.equal(a[key], b[key]), key

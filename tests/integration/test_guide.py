@@ -42,6 +42,10 @@ def test_guide_runs_rounds_and_stores_sampler_state(tmp_path):
     labels = state["picked_labels"].numpy()
     assert labels.min() >= 0 and labels.max() < 10
     assert state["id_pseudo_labels"].shape[0] == 403
+    # The embedded pool's crops carry their photo as the class: the round log counts them.
+    histogram = state["history"][-1]["pool_classes"]
+    assert sum(histogram.values()) == 100 and set(histogram) <= {"china", "flower"}
+    assert set(state["history"][-1]["seconds"]) == {"embed", "cluster", "select"}
 
 
 def test_resumed_run_has_the_uninterrupted_sampler_state(tmp_path):

@@ -190,3 +190,29 @@ def test_killed_run_resumes_from_its_last_finished_epoch(tmp_path):
     assert full["global_step"] == resumed["global_step"]
     for name, value in full["state_dict"].items():
         assert torch.equal(value, resumed["state_dict"][name]), name
+
+
+def test_resumed_run_continues_the_same_wandb_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    base = [*TINY, "logger=wandb", "eval.protocols=[knn]", "eval.plots=false"]
+    # With plots: the results table and the PNGs go to wandb too (offline files here).
+    train(compose_train(tmp_path, [*base, "trainer.max_epochs=1", "eval.plots=true"]))
+    run_id = (tmp_path / "run" / "wandb_run_id").read_text().strip()
+    media = list((tmp_path / "run" / "wandb").glob("offline-run-*/files/media/**/*.png"))
+    assert len(media) == 3, "the three result plots should be logged"
+    train(compose_train(tmp_path, [*base, "trainer.max_epochs=2"]))  # resumes (ckpt_path=last)
+    runs = sorted((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(r.name.endswith(run_id) for r in runs)
+    # A fresh start (ckpt_path=null) is a new wandb run.
+    train(compose_train(tmp_path, [*base, "trainer.max_epochs=1", "ckpt_path=null"]))
+    assert (tmp_path / "run" / "wandb_run_id").read_text().strip() != run_id
+
+
+def test_wandb_online_without_a_key_fails_before_training(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    with pytest.raises(ConfigError, match="no W&B API key.*WANDB_MODE=offline"):
+        train(compose_train(tmp_path, [*TINY, "logger=wandb"]))
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -40,7 +40,8 @@ def test_photo_crops_deterministic_per_seed():
     b = sample_photo_crops(num_crops=64, size=32, seed=0)
     c = sample_photo_crops(num_crops=64, size=32, seed=1)
     assert a.images.shape == (64, 32, 32, 3) and a.images.dtype == np.uint8
-    assert a.labels.tolist() == [-1] * 64 and a.classes == []
+    assert a.classes == ["china", "flower"] and set(a.labels.tolist()) == {0, 1}
+    assert np.array_equal(a.labels, b.labels)
     assert np.array_equal(a.images, b.images)
     assert not np.array_equal(a.images, c.images)
     assert a.images.std() > 10  # real photo content, not a blank pool
