@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# The full method (guide 50 + student 50 epochs) against SimCLR at the same total budget
-# (100 epochs), 3 split seeds, on CPU: CIFAR-10-LT (JPEG copy, ratio 100), Tiny ImageNet
+# The full method (guide EPOCHS + student EPOCHS) against SimCLR at the same total budget
+# (2 x EPOCHS), 3 split seeds, on CPU: CIFAR-10-LT (JPEG copy, ratio 100), Tiny ImageNet
 # (32 px) OOD pool, small backbone, batch 256. One ltcl-pipeline multirun
 # (stages.simclr.enabled=true trains the SimCLR baseline in the same run directory), then
-# the stage-2 ablation on split 0, then ltcl-report.
-# The guide settings are those of guide_vs_simclr_cifar10_lt_cpu.sh; when that benchmark's
-# guide runs exist they are copied in and reused (the pipeline reuses a finished stage).
+# the stage-2 ablation on split 0 (each variant from the same split-0 guide), then
+# ltcl-report. The guide: W 10, R 10, K 5,000 of 20,000 candidates, lambda_dd 0.1, and
+# loss.beta=BETA (chosen from the stage-1 ablation, guide_beta_cifar10_lt_cpu.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EPOCHS=${EPOCHS:-50}   # per stage; SimCLR trains 2 x EPOCHS
+EPOCHS=${EPOCHS:-40}   # per stage; SimCLR trains 2 x EPOCHS
+BETA=${BETA:-0.0}
 SPLITS=${SPLITS:-0,1,2}
 task=pipeline_vs_simclr
 common=(
@@ -17,21 +18,16 @@ common=(
   sampler=kl_cluster sampler.warmup_epochs=10 sampler.interval=10 sampler.budget=5000
   'eval.protocols=[knn,linear_b]'
 )
-for k in ${SPLITS//,/ }; do
-  guide=outputs/guide_vs_simclr/multirun/guide_cifar10_lt_r100_split${k}_seed0
-  run=outputs/$task/multirun/pipeline_cifar10_lt_r100_split${k}_seed0
-  if [ -f "$guide/results.json" ] && [ ! -d "$run/guide" ]; then
-    mkdir -p "$run" && cp -r "$guide" "$run/guide"
-  fi
-done
 .venv/bin/ltcl-pipeline -m task_name=$task "${common[@]}" ood=tinyimagenet \
-  ood.candidates_per_round=20000 stages.simclr.enabled=true data.split.seed="$SPLITS"
+  ood.candidates_per_round=20000 loss.beta="$BETA" stages.simclr.enabled=true \
+  data.split.seed="$SPLITS"
 
 # Stage-2 ablation on split 0, each from the same split-0 guide.
 guide_ckpt=outputs/$task/multirun/pipeline_cifar10_lt_r100_split0_seed0/guide/checkpoints/last.ckpt
 ablate() {  # run name, overrides...
   local name=$1; shift
   .venv/bin/ltcl-train task_name=student_ablation "${common[@]}" data.split.seed=0 method=student \
+    ckpt_path=null \
     method.guide_checkpoint="$guide_ckpt" run_name="$name" "$@"
 }
 ablate student_no_guided_positives loss.k_pos=0
