@@ -6,7 +6,12 @@
 # fits the device's transfer limit); candidates per round stay 20,000.
 # Needs .devcarry/ (ignored by git): site/ (hydra, omegaconf, antlr4, kornia), whl/kornia_rs,
 # data/cifar10-jpeg.tar.gz and data/tinyimagenet32-jpeg.tar.gz.
+# First attempt (H100, this script's earlier version): all 9 jobs hit the 250 s timeout
+# without a result, probably CPU oversubscription (5 processes x 16 OpenMP threads on 16
+# cores) plus no time cap per stage. Now: 3 threads per job, trainer.max_time per stage (a
+# capped stage still evaluates and writes results.json), and the logs' tails come back.
 set -uo pipefail
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-3}
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .devcarry/whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD/.devcarry/site:$PWD PYTHONUNBUFFERED=1 WANDB_MODE=disabled
 export LTCL_SHARED_DATA_DIR=$PWD/.devcarry/data LTCL_DATA_DIR=/tmp/ltcl-data LTCL_LOG_DIR=/tmp/ltcl-out
@@ -25,7 +30,8 @@ echo "decoded after $(( $(date +%s) - started )) s" | tee -a "$OUT/tune_log.txt"
 common=(data=cifar10_lt_folder data.split.seed=0 model=small trainer=gpu
   trainer.check_val_every_n_epoch=10 trainer.enable_progress_bar=false data.global_batch_size=256
   sampler.warmup_epochs=10 sampler.interval=10 sampler.budget=5000
-  'eval.protocols=[knn,linear_b]' eval.plots=false ckpt_path=null task_name=tune)
+  'eval.protocols=[knn,linear_b]' eval.plots=false ckpt_path=null task_name=tune
+  trainer.max_time=${STAGE_MAX_TIME:-00:00:02:00})
 pipe() {  # name, overrides...
   local name=$1; shift
   timeout "${PHASE_S:-300}" python3 -m ltcl.pipeline "${common[@]}" ood=tinyimagenet ood.candidates_per_round=20000 \
@@ -58,5 +64,5 @@ wait
 python3 -m ltcl.report.cli /tmp/ltcl-out/tune --metrics knn linear \
   --group-by config.run_name method --out "$OUT" > /dev/null 2>&1
 (cd /tmp/ltcl-out && find tune -name results.json -o -name pipeline.json | tar czf "$OUT/tune_results.tar.gz" -T -)
-for f in /tmp/*.log; do echo "== $f"; grep -E "^\[ltcl\]   |Error|error" "$f" | tail -6; done >> "$OUT/tune_log.txt"
+for f in /tmp/*.log; do echo "== $f"; grep -E "^\[ltcl\]   |Error|error|Epoch|epoch" "$f" | tail -8; done >> "$OUT/tune_log.txt"
 echo "total $(( $(date +%s) - started )) s" | tee -a "$OUT/tune_log.txt"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stage 1 on split 0: the weight beta of the pseudo-label positives in L_PSD (1 is the
-# default of guide_vs_simclr), same settings as guide_ablation_cifar10_lt_cpu.sh.
+# value of guide_vs_simclr), same settings as guide_ablation_cifar10_lt_cpu.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EPOCHS=${EPOCHS:-50}

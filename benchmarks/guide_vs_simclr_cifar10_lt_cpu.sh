@@ -20,6 +20,7 @@ EPOCHS=${EPOCHS:-50}
   trainer.enable_progress_bar=false \
   data.global_batch_size=256 \
   sampler=kl_cluster sampler.warmup_epochs=10 sampler.interval=10 sampler.budget=5000 \
+  loss.beta=1.0 \
   ood.candidates_per_round=20000 \
   'eval.protocols=[knn,linear_b]' \
   ckpt_path=null \
