@@ -103,6 +103,7 @@ def test_optuna_search_config_composes():
     assert instantiate(sweeper.sampler).__class__.__name__ == "TPESampler"
 
 
+@pytest.mark.slow
 def test_optuna_sweep_of_two_trials_on_cpu(tmp_path):
     env = {**os.environ, "WANDB_MODE": "disabled", "LTCL_LOG_DIR": str(tmp_path)}
     command = [sys.executable, "-m", "ltcl.train", "hparams_search=stage1_few", *TINY]
