@@ -3,7 +3,6 @@
 # (2 x EPOCHS), 3 split seeds, on CPU: CIFAR-10-LT (JPEG copy, ratio 100), Tiny ImageNet
 # (32 px) OOD pool, small backbone, batch 256. One ltcl-pipeline multirun
 # (stages.simclr.enabled=true trains the SimCLR baseline in the same run directory), then
-# the stage-2 ablation on split 0 (each variant from the same split-0 guide), then
 # ltcl-report. The guide: W 10, R 10, K 5,000 of 20,000 candidates, lambda_dd 0.1, and
 # loss.beta=BETA (chosen from the stage-1 ablation, guide_beta_cifar10_lt_cpu.sh).
 set -euo pipefail
@@ -22,21 +21,6 @@ common=(
   ood.candidates_per_round=20000 loss.beta="$BETA" stages.simclr.enabled=true \
   data.split.seed="$SPLITS"
 
-# Stage-2 ablation on split 0, each from the same split-0 guide.
-guide_ckpt=outputs/$task/multirun/pipeline_cifar10_lt_r100_split0_seed0/guide/checkpoints/last.ckpt
-ablate() {  # run name, overrides...
-  local name=$1; shift
-  .venv/bin/ltcl-train task_name=student_ablation "${common[@]}" data.split.seed=0 method=student \
-    ckpt_path=null \
-    method.guide_checkpoint="$guide_ckpt" run_name="$name" "$@"
-}
-ablate student_no_guided_positives loss.k_pos=0
-ablate student_no_force_weights loss.attraction_weights=false loss.repulsion_weights=false
-ablate student_no_distillation loss.lambda_dl=0
-ablate student_from_scratch method.init=scratch
-
+# The stage-2 ablation on split 0 is benchmarks/student_ablation_cifar10_lt_cpu.sh.
 .venv/bin/ltcl-report outputs/$task/multirun --metrics knn linear \
   --out benchmarks/results/pipeline_vs_simclr_cifar10_lt_cpu
-.venv/bin/ltcl-report outputs/student_ablation outputs/$task/multirun/pipeline_cifar10_lt_r100_split0_seed0 \
-  --metrics knn linear --group-by method config.run_name \
-  --out benchmarks/results/student_ablation_cifar10_lt_cpu
