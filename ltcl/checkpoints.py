@@ -14,7 +14,7 @@ from ltcl.models.projector import Projector
 
 
 def load_backbone(
-    ckpt_path: str | Path, expected_backbone: dict | None = None
+    ckpt_path: str | Path, expected_backbone: dict | None = None, keep_checkpoint: bool = False
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The backbone phi of a checkpoint written by ltcl-train, and the checkpoint's metadata.
 
@@ -41,17 +41,13 @@ def load_backbone(
             "drop the model override or pick the matching checkpoint"
         )
     backbone = build_backbone(**spec)
-    prefix = "backbone."
-    state = {
-        k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)
-    }
-    try:
-        backbone.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise ConfigError(
-            f"the weights in {path} do not fit a {spec} backbone ({str(error).splitlines()[0]}): "
-            "the checkpoint was written by another architecture"
-        ) from error
+    _load_part(
+        backbone,
+        checkpoint,
+        "backbone.",
+        f"the weights in {path} do not fit a {spec} backbone",
+        "another architecture",
+    )
     meta = {
         "method": hparams.get("name", "unknown"),
         "backbone": spec,
@@ -60,28 +56,38 @@ def load_backbone(
         "data": checkpoint.get("ltcl_data"),
         "hyper_parameters": hparams,
     }
+    if keep_checkpoint:  # the loaded dict, so that a caller need not read the file again
+        meta["checkpoint"] = checkpoint
     return backbone, meta
+
+
+def _load_part(module: nn.Module, checkpoint: dict, prefix: str, problem: str, writer: str) -> None:
+    """Load the `prefix.*` entries of a checkpoint's state_dict into `module`, strictly."""
+    state = {
+        k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)
+    }
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise ConfigError(
+            f"{problem} ({str(error).splitlines()[0]}): the checkpoint was written by {writer}"
+        ) from error
 
 
 def load_embedding_network(
     ckpt_path: str | Path, expected_backbone: dict | None = None
 ) -> tuple[nn.Module, nn.Module, dict[str, Any]]:
     """Backbone phi and projector h of a checkpoint (the guide of stage 2), and its metadata."""
-    backbone, meta = load_backbone(ckpt_path, expected_backbone)
-    checkpoint = torch.load(Path(ckpt_path), map_location="cpu", weights_only=False)
+    backbone, meta = load_backbone(ckpt_path, expected_backbone, keep_checkpoint=True)
     spec = dict(meta["hyper_parameters"].get("projector") or {})
     projector = Projector(in_dim=backbone.feature_dim, **spec)
-    prefix = "projector."
-    state = {
-        k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)
-    }
-    try:
-        projector.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise ConfigError(
-            f"the projector weights in {ckpt_path} do not fit a {spec} projector "
-            f"({str(error).splitlines()[0]}): the checkpoint was written by another model config"
-        ) from error
+    _load_part(
+        projector,
+        meta.pop("checkpoint"),
+        "projector.",
+        f"the projector weights in {ckpt_path} do not fit a {spec} projector",
+        "another model config",
+    )
     meta["projector"] = {
         "hidden_dim": projector.hidden_dim,
         "out_dim": projector.out_dim,
