@@ -13,6 +13,18 @@ from ltcl.models.backbones import build_backbone
 from ltcl.models.projector import Projector
 
 
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """torch.load on the CPU, with an error that names the file when it cannot be read."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception as error:  # truncated, not a torch file, another pickle format
+        raise ConfigError(
+            f"checkpoint {path} cannot be read ({type(error).__name__}: {str(error)[:120]}): it "
+            "is truncated or not a checkpoint; point at another file, or start fresh with "
+            "ckpt_path=null (ltcl writes checkpoints atomically, so a file it wrote is complete)"
+        ) from error
+
+
 def load_backbone(
     ckpt_path: str | Path, expected_backbone: dict | None = None, keep_checkpoint: bool = False
 ) -> tuple[nn.Module, dict[str, Any]]:
@@ -27,7 +39,7 @@ def load_backbone(
             f"checkpoint {path} does not exist: pass ckpt_path=<run dir>/checkpoints/last.ckpt "
             "of an ltcl-train run"
         )
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = read_checkpoint(path)
     hparams = checkpoint.get("hyper_parameters") or {}
     spec = hparams.get("backbone")
     if not isinstance(spec, dict) or "name" not in spec:

@@ -19,3 +19,26 @@ class ConfigError(LtclError, ValueError):
 
 class TrainingError(LtclError, RuntimeError):
     """Training cannot go on (for example, the loss became NaN)."""
+
+
+def report_errors(task):
+    """Decorate a Hydra task function: an ltcl error prints as one line and exits with code 2.
+
+    Hydra would print a traceback; ours already say what is wrong and how to fix it. Set
+    HYDRA_FULL_ERROR=1 (or verbose=true) for the full traceback.
+    """
+    import functools
+    import os
+    import sys
+
+    @functools.wraps(task)
+    def wrapper(cfg):
+        try:
+            return task(cfg)
+        except LtclError as error:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1" or cfg.get("verbose"):
+                raise
+            print(f"ltcl: error: {error}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+
+    return wrapper

@@ -130,13 +130,19 @@ def evaluate_backbone(
     test_x, test_y = extract_features(
         backbone, loader(datamodule.test_set.source, datamodule.test_set.indices), dev
     )
+    val_set = getattr(datamodule, "val_set", None)
+    has_val = val_set is not None and len(val_set) > 0 and ({"knn", "linear_b"} & set(protocols))
+    if has_val:
+        val_x, val_y = extract_features(backbone, loader(val_set.source, val_set.indices), dev)
     timing["features"] = time.perf_counter() - started
     log(
-        f"[ltcl] features: {len(bank_x)} balanced train, {len(test_x)} test "
-        f"({timing['features']:.1f} s on {dev})"
+        f"[ltcl] features: {len(bank_x)} balanced train, {len(val_x) if has_val else 0} val, "
+        f"{len(test_x)} test ({timing['features']:.1f} s on {dev})"
     )
 
     metrics: dict[str, Any] = {}
+    # The same protocols scored on the held-out validation split: what tuning may read.
+    val_metrics: dict[str, Any] = {}
     per_class: dict[str, Any] = {"train_count": [int(c) for c in split.class_counts]}
     if "knn" in protocols:
         t = time.perf_counter()
@@ -144,13 +150,31 @@ def evaluate_backbone(
         metrics["knn"], per_class["knn_acc"] = knn_summary(
             bank_x, bank_y, test_x, test_y, num_classes, groups, **knn_opts
         )
+        if has_val:
+            val_metrics["knn"], _ = knn_summary(
+                bank_x, bank_y, val_x, val_y, num_classes, groups, **knn_opts
+            )
         timing["knn"] = time.perf_counter() - t
     if "linear_b" in protocols:
         t = time.perf_counter()
         result = probe_on_features(
-            bank_x, bank_y, test_x, test_y, num_classes, device=dev, **options.get("linear_b", {})
+            bank_x,
+            bank_y,
+            test_x,
+            test_y,
+            num_classes,
+            device=dev,
+            also_evaluate={"val": (val_x, val_y)} if has_val else None,
+            **options.get("linear_b", {}),
         )
         metrics["linear"] = {**result.summary(groups), "protocol": "b"}
+        if has_val:
+            val_per_class = result.other_per_class["val"]
+            val_metrics["linear"] = {
+                **group_accuracies(val_per_class, groups),
+                "per_class_std": float(val_per_class.std(unbiased=False)),
+                "protocol": "b",
+            }
         per_class["linear_acc"] = result.per_class.tolist()
         timing["linear_b"] = time.perf_counter() - t
     if "linear_a" in protocols:
@@ -178,6 +202,7 @@ def evaluate_backbone(
         log(f"[ltcl] {name}: {seconds:.1f} s")
     return {
         "metrics": metrics,
+        "val_metrics": val_metrics,
         "per_class": per_class,
         "timing_s": {k: round(v, 2) for k, v in timing.items()},
         "features": (test_x.numpy(), test_y.numpy()),

@@ -2,15 +2,15 @@
 
 hydra-submitit-launcher submits one job per run (a sweep becomes a job array) and, with
 ``max_num_timeout``, requeues a job that timed out or was preempted; ltcl-train then resumes
-from the run directory's ``last.ckpt``. This subclass only adds what a user needs before any
-job is queued: an error that names a missing field and how to set it.
+from the run directory's ``last.ckpt``. The launcher class itself is
+``hydra_plugins.ltcl_slurm_launcher.launcher.CheckedSlurmLauncher`` (Hydra loads launchers only
+from the ``hydra_plugins`` package); it adds what a user needs before any job is queued: an
+error that names a missing field and how to set it (:func:`check_slurm_params`).
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 
 from ltcl.errors import ConfigError
 
@@ -34,14 +34,6 @@ def check_slurm_params(params: dict[str, Any]) -> None:
             f"hydra.launcher.tasks_per_node={params['tasks_per_node']} but gpus_per_node="
             f"{params['gpus_per_node']}: Lightning's DDP needs one SLURM task per GPU"
         )
-
-
-class CheckedSlurmLauncher(SlurmLauncher):
-    """submitit's SlurmLauncher that refuses an incomplete config before submitting."""
-
-    def __init__(self, **params: Any) -> None:
-        check_slurm_params(params)
-        super().__init__(**params)
 
 
 def render_sbatch(params: dict[str, Any], command: str = "python -m ltcl.train") -> str:

@@ -19,8 +19,10 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ltcl.errors import ConfigError
-from ltcl.train import CONFIG_DIR, objective_value, train
+from ltcl.errors import ConfigError, report_errors
+from ltcl.objective import check_objective, objective_value
+from ltcl.run_identity import run_hash
+from ltcl.train import CONFIG_DIR, in_sweep, train
 
 RESULTS_NAME = "results.json"
 STAGES = ("guide", "student", "simclr")
@@ -48,14 +50,16 @@ def stage_config(cfg: DictConfig, stage: str, run_dir: Path) -> DictConfig:
             stage_cfg.ood = None
         else:
             raise ConfigError(f"unknown pipeline stage '{stage}': use one of {STAGES}")
+        del stage_cfg["stages"]  # a stage is a plain ltcl-train run: its identity has no stages
     return stage_cfg
 
 
-def finished_results(stage_dir: Path, epochs: int) -> dict[str, Any] | None:
-    """The stage's results when it trained all its epochs, else None (run or resume it).
+def finished_results(stage_dir: Path, epochs: int, expected_hash: str) -> dict[str, Any] | None:
+    """The stage's results when it trained all its epochs with this config, else None.
 
     results.json alone is not proof: a stage ended early (max_time, a graceful preemption)
-    also writes one, for fewer epochs.
+    also writes one, for fewer epochs; and one trained with other settings (its run_hash
+    differs) is not this stage (ltcl-train then refuses to resume it, naming the keys).
     """
     results_file = stage_dir / RESULTS_NAME
     if not results_file.is_file():
@@ -64,6 +68,8 @@ def finished_results(stage_dir: Path, epochs: int) -> dict[str, Any] | None:
         results = json.loads(results_file.read_text(encoding="utf-8"))
     except json.JSONDecodeError:
         return None  # written atomically, so only a hand-edited file gets here: rerun it
+    if results.get("run_hash") != expected_hash:
+        return None
     return results if (results.get("epochs") or 0) >= epochs else None
 
 
@@ -97,7 +103,9 @@ def run_pipeline(cfg: DictConfig) -> dict[str, Any]:
         # ckpt_path=null means "start fresh" for the pipeline too: no stage is reused.
         results = None
         if cfg.get("ckpt_path") is not None:
-            results = finished_results(run_dir / stage, stage_cfg.trainer.max_epochs)
+            results = finished_results(
+                run_dir / stage, stage_cfg.trainer.max_epochs, run_hash(stage_cfg)
+            )
         if results is not None:
             print(f"[ltcl] pipeline: {stage} finished earlier, reusing it", flush=True)
         else:
@@ -129,9 +137,13 @@ def format_table(table: dict[str, dict[str, Any]]) -> str:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="pipeline")
+@report_errors
 def _hydra_main(cfg: DictConfig) -> float | None:
+    sweeping = in_sweep()
+    if sweeping:
+        check_objective(cfg.get("objective"), cfg.eval.protocols)
     summary = run_pipeline(cfg)
-    return objective_value(summary.get("student", {}), cfg.get("objective"))
+    return objective_value(summary.get("student", {}), cfg.get("objective")) if sweeping else None
 
 
 def main() -> None:

@@ -4,7 +4,8 @@ Schema (accuracies in %):
     {"method", "dataset", "imbalance_ratio", "split_seed", "seed", "epochs", "train_time_s",
      "metrics": {"knn": {"all","many","medium","few","std","per_class_std"},
                  "linear": {..., "protocol": "b"}, "linear_a": {...},
-                 "few_shot": {"1pct": {...}, "100shot": {...}, "50shot": {...}}},
+                 "few_shot": {"1pct": {...}, "100shot": {...}, "50shot": {...}}},   <- test split
+     "val_metrics": {"knn": {...}, "linear": {...}},   <- validation split (what tuning reads)
      "per_class": {"train_count": [...], "knn_acc": [...], "linear_acc": [...]},
      "class_groups", "split" (index files and their sha256), "config" (resolved), ...}
 """
@@ -54,7 +55,10 @@ def build_results(
         "epochs": epochs,
         "train_time_s": None if train_time_s is None else round(train_time_s, 2),
         "train_images": data_summary["train_images"],
+        # test split: for reporting only
         "metrics": evaluation.get("metrics", {}),
+        # the held-out balanced validation split: what tuning (objective=val_metrics.*) reads
+        "val_metrics": evaluation.get("val_metrics", {}),
         "per_class": evaluation.get("per_class", {"train_count": data_summary["class_counts"]}),
         "class_groups": data_summary["class_groups"],
         "evaluation_time_s": evaluation.get("timing_s", {}),

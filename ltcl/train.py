@@ -21,14 +21,23 @@ import hydra
 import lightning as L
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from ltcl.errors import ConfigError, LtclError
+from ltcl.errors import ConfigError, LtclError, report_errors
 from ltcl.evaluate import evaluate_and_record
+from ltcl.objective import check_objective, objective_value
+from ltcl.run_identity import (
+    check_resume_matches,
+    identity_hash,
+    register_resolver,
+    training_identity,
+)
 from ltcl.utils.checkpoint import AtomicCheckpointIO, resolve_resume_path
+
+register_resolver()  # ${ltcl_run_hash:} in run_name, before Hydra composes anything
 
 LAST_CHECKPOINT_NAME = "last"  # checkpoints/last.ckpt, what ckpt_path=last resumes
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -139,12 +148,40 @@ def build_plugins() -> list:
     return plugins
 
 
+RUN_RECORD_KEY = "ltcl_run"  # in every checkpoint: the training config it was trained with
+
+
+class RecordRunIdentity(Callback):
+    """Writes the run's training config and its hash into every checkpoint, so that a resume
+    can be checked against it (:func:`ltcl.run_identity.check_resume_matches`)."""
+
+    def __init__(self, identity: dict[str, Any]):
+        self.record = {"hash": identity_hash(identity), "identity": identity}
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        checkpoint[RUN_RECORD_KEY] = self.record
+
+
+def check_resume(resume: str | None, identity: dict[str, Any]) -> None:
+    """Refuse to resume a checkpoint trained with other settings (see ltcl.run_identity)."""
+    if resume is None:
+        return
+    from ltcl.checkpoints import read_checkpoint
+
+    record = read_checkpoint(resume).get(RUN_RECORD_KEY) or {}
+    check_resume_matches(record.get("identity"), identity, resume)
+
+
 def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict[str, Any]:
     """Fit, evaluate, and write results.json; return the results dict.
 
     `extra_callbacks` (Lightning callbacks) serve tests and programmatic use.
     """
     check_config(cfg)
+    identity = training_identity(cfg)
+    checkpoint_dir = output_dir(cfg) / "checkpoints"
+    resume = resolve_resume_path(cfg.ckpt_path, checkpoint_dir)
+    check_resume(resume, identity)
     L.seed_everything(cfg.seed, workers=True)
     out = output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
@@ -153,7 +190,6 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict[str, Any
     if cfg.get("ood"):
         datamodule.attach_ood_pool(build(cfg.ood))
     module = build(cfg.method, _convert_="all")
-    checkpoint_dir = out / "checkpoints"
     callbacks = [
         # checkpoints/last.ckpt after every epoch, overwritten atomically: a run killed at any
         # point resumes from its last finished epoch. (Lightning >= 2.6 writes save_last only
@@ -172,9 +208,9 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict[str, Any
             enable_version_counter=False,
         ),
         LearningRateMonitor(logging_interval="epoch"),
+        RecordRunIdentity(identity),
         *(extra_callbacks or []),
     ]
-    resume = resolve_resume_path(cfg.ckpt_path, checkpoint_dir)
     loggers = build_loggers(cfg, resuming=resume is not None)
     trainer = instantiate(
         cfg.trainer,
@@ -196,7 +232,7 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict[str, Any
         train_time = time.perf_counter() - started
         results: dict[str, Any] = {}
         if trainer.is_global_zero and not cfg.trainer.get("fast_dev_run"):
-            results = final_evaluation(cfg, module, datamodule, train_time)
+            results = final_evaluation(cfg, module, datamodule, train_time, identity)
             log_results(loggers, results, output_dir(cfg))
         trainer.strategy.barrier("ltcl-final-evaluation")
         return results
@@ -234,7 +270,9 @@ def log_results(loggers: list, results: dict[str, Any], out: Path) -> None:
                 logger.log_image(key="results/plots", images=plots)
 
 
-def final_evaluation(cfg: DictConfig, module, datamodule, train_time: float) -> dict[str, Any]:
+def final_evaluation(
+    cfg: DictConfig, module, datamodule, train_time: float, identity: dict[str, Any]
+) -> dict[str, Any]:
     """Evaluate the trained backbone (rank zero only), write results.json and the plots."""
     return evaluate_and_record(
         module.backbone,
@@ -246,30 +284,30 @@ def final_evaluation(cfg: DictConfig, module, datamodule, train_time: float) -> 
         seed=cfg.seed,
         epochs=module.current_epoch,
         train_time_s=train_time,
-        extra={"epoch_times_s": [round(t, 3) for t in module.epoch_times]},
+        extra={
+            "epoch_times_s": [round(t, 3) for t in module.epoch_times],
+            "run_hash": identity_hash(identity),
+        },
     )
 
 
-def objective_value(results: dict[str, Any], objective: str | None) -> float | None:
-    """The number a sweeper optimises: a dotted path into results.json (e.g. metrics.knn.few)."""
-    if not objective or not results:
-        return None  # a non-zero rank, or no objective asked for
-    value: Any = results
-    for part in objective.split("."):
-        if not isinstance(value, dict) or part not in value:
-            raise ConfigError(
-                f"objective={objective} is not in results.json (no '{part}'): use a path such "
-                "as metrics.knn.all, metrics.knn.few or metrics.linear.all, and make sure "
-                "eval.protocols runs that protocol"
-            )
-        value = value[part]
-    return float(value)
+def in_sweep() -> bool:
+    """True inside a Hydra multirun job (a sweep or an Optuna trial): only then does the
+    objective matter."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@report_errors
 def _hydra_main(cfg: DictConfig) -> float | None:
+    sweeping = in_sweep()
+    if sweeping:
+        check_objective(cfg.get("objective"), cfg.eval.protocols)
     results = train(cfg)
-    return objective_value(results, cfg.get("objective"))
+    return objective_value(results, cfg.get("objective")) if sweeping else None
 
 
 def main() -> None:

@@ -53,6 +53,7 @@ class ProbeResult:
     history: list[dict[str, float]]
     protocol: str = ""
     config: dict[str, Any] = field(default_factory=dict)
+    other_per_class: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def accuracy(self) -> float:
@@ -217,6 +218,7 @@ def probe_on_features(
     seed: int = 0,
     device: str | torch.device | None = None,
     normalize: bool = False,
+    also_evaluate: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> ProbeResult:
     """BCL's probe: one nn.Linear on fixed features, Adam, exponential lr decay, last epoch tested.
 
@@ -225,7 +227,8 @@ def probe_on_features(
     image is seen once per epoch. Weight decay is Adam's L2 term (added to the gradient), as in
     ``torch.optim.Adam``. ``normalize`` L2-normalises the features first (BCL does not).
     ``device`` defaults to the device of ``train_feats``. Deterministic for a seed on a given
-    device and thread count.
+    device and thread count. ``also_evaluate`` ({name: (feats, labels)}, e.g. the validation
+    split) scores the same trained head on other sets: ``result.other_per_class[name]``.
     """
     num_classes = _check_int(num_classes, "num_classes", 2, "set it to the dataset's class count")
     epochs = _check_int(epochs, "epochs", 1, "BCL uses 500")
@@ -279,6 +282,13 @@ def probe_on_features(
 
     predictions = _predict_features(head, x_test)
     targets = y_test.cpu()
+    other: dict[str, torch.Tensor] = {}
+    for name, (feats, labels) in (also_evaluate or {}).items():
+        x = _as_features(feats, f"{name} features").to(dev, torch.float32)
+        y = _as_labels(labels, x.shape[0], num_classes, f"{name} labels").cpu()
+        if normalize:
+            x = F.normalize(x, dim=1)
+        other[name] = per_class_accuracy(_predict_features(head, x), y, num_classes)
     return ProbeResult(
         predictions=predictions,
         targets=targets,
@@ -298,6 +308,7 @@ def probe_on_features(
             "normalize": bool(normalize),
             "selection": "last_epoch",
         },
+        other_per_class=other,
     )
 
 
