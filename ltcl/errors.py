@@ -25,7 +25,9 @@ def report_errors(task):
     """Decorate a Hydra task function: an ltcl error prints as one line and exits with code 2.
 
     Hydra would print a traceback; ours already say what is wrong and how to fix it. Set
-    HYDRA_FULL_ERROR=1 (or verbose=true) for the full traceback.
+    HYDRA_FULL_ERROR=1 (or verbose=true) for the full traceback. Inside a SLURM job
+    (submitit) the error is raised as it is: submitit sends it back to the sweep that
+    submitted the job, which then fails with this message instead of waiting on a dead job.
     """
     import functools
     import os
@@ -36,7 +38,11 @@ def report_errors(task):
         try:
             return task(cfg)
         except LtclError as error:
-            if os.environ.get("HYDRA_FULL_ERROR") == "1" or cfg.get("verbose"):
+            if (
+                os.environ.get("HYDRA_FULL_ERROR") == "1"
+                or os.environ.get("SUBMITIT_EXECUTOR")
+                or cfg.get("verbose")
+            ):
                 raise
             print(f"ltcl: error: {error}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None

@@ -31,7 +31,7 @@ STAGES = ("guide", "student", "simclr")
 def stage_config(cfg: DictConfig, stage: str, run_dir: Path) -> DictConfig:
     """The ltcl-train config of one stage: its method, epochs and sub-directory."""
     stage_cfg = cfg.copy()
-    guide_epochs, student_epochs = cfg.stages.guide.epochs, cfg.stages.student.epochs
+    guide_epochs, student_epochs = stage_epochs(cfg)
     with open_dict(stage_cfg):
         stage_cfg.paths.output_dir = str(run_dir / stage)
         if stage == "guide":
@@ -52,6 +52,22 @@ def stage_config(cfg: DictConfig, stage: str, run_dir: Path) -> DictConfig:
             raise ConfigError(f"unknown pipeline stage '{stage}': use one of {STAGES}")
         del stage_cfg["stages"]  # a stage is a plain ltcl-train run: its identity has no stages
     return stage_cfg
+
+
+def stage_epochs(cfg: DictConfig) -> tuple[int, int]:
+    """(guide, student) epochs: stages.<stage>.epochs, or a split of stages.total_epochs by
+    stages.guide_share (a search over the split at a fixed total budget)."""
+    total = cfg.stages.get("total_epochs")
+    if total is None:
+        return cfg.stages.guide.epochs, cfg.stages.student.epochs
+    share = float(cfg.stages.get("guide_share", 0.5))
+    if not (isinstance(total, int) and total >= 2 and 0 < share < 1):
+        raise ConfigError(
+            f"stages.total_epochs={total!r} and stages.guide_share={share}: need an integer "
+            ">= 2 and a share strictly between 0 and 1 (or stages.total_epochs=null)"
+        )
+    guide = min(total - 1, max(1, round(total * share)))
+    return guide, total - guide
 
 
 def finished_results(stage_dir: Path, epochs: int, expected_hash: str) -> dict[str, Any] | None:
@@ -86,8 +102,7 @@ def check_pipeline_config(cfg: DictConfig) -> None:
             "ltcl-pipeline needs an OOD pool for the guide: add ood=... "
             "(ood=tinyimagenet for CIFAR, ood=embedded for the demo data)"
         )
-    for stage in ("guide", "student"):
-        epochs = cfg.stages[stage].epochs
+    for stage, epochs in zip(("guide", "student"), stage_epochs(cfg), strict=True):
         if not isinstance(epochs, int) or epochs < 1:
             raise ConfigError(f"stages.{stage}.epochs must be an integer >= 1, got {epochs!r}")
 

@@ -37,7 +37,8 @@ SAFE_TO_CHANGE: tuple[str, ...] = (
     "stages.guide.epochs",  # ltcl-pipeline: stage lengths (extend like trainer.max_epochs)
     "stages.student.epochs",
     "stages.simclr.epochs",
-    "stages.simclr.enabled",  # adding the baseline stage to a finished pipeline
+    "stages.simclr.enabled",
+    "stages.total_epochs",  # adding the baseline stage to a finished pipeline
     "trainer.max_epochs",  # extend a run (the cosine schedule is recomputed for the new length)
     "trainer.max_time",
     "trainer.devices",  # same global batch on more or fewer processes trains the same model

@@ -420,10 +420,12 @@ class LongTailDataModule(L.LightningDataModule):
         self.ood_subset_labels = np.asarray(pseudo_labels, dtype=np.int64)
 
     def ood_batch_size_per_device(self) -> int:
-        """OOD images per step: the sampled set's share of an epoch, so that each sampled image
-        is seen about once per epoch (as when COLT concatenates ID and sampled OOD sets)."""
+        """OOD images per step: by default the sampled set's share of an epoch, so that each
+        sampled image is seen about once per epoch (as when COLT concatenates ID and sampled OOD
+        sets); ``ood.batch_ratio`` fixes it instead (1.0: 1:1 ID:OOD batches)."""
         per_device = self.batch_size_per_device()
-        share = len(self.ood_subset) / max(1, len(self.train_set))
+        ratio = getattr(self.ood_pool, "batch_ratio", None)
+        share = ratio if ratio is not None else len(self.ood_subset) / max(1, len(self.train_set))
         return max(1, round(per_device * share))
 
     def train_dataloader(self):

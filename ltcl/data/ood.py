@@ -42,8 +42,15 @@ class OODPoolDataModule(L.LightningDataModule):
         augment: dict | None = None,
         eval_batch_size: int = 1024,
         num_workers: int = 0,
+        batch_ratio: float | None = None,
     ):
         super().__init__()
+        if batch_ratio is not None and not (0 < float(batch_ratio) <= 8):
+            raise ConfigError(
+                f"ood.batch_ratio must be in (0, 8] (OOD images per ID image in a step; 1.0 is "
+                f"COLT's 1:1 batches) or null (the sampled set's share), got {batch_ratio}"
+            )
+        self.batch_ratio = None if batch_ratio is None else float(batch_ratio)
         if candidates_per_round is not None and candidates_per_round < 1:
             raise ConfigError(
                 f"ood.candidates_per_round must be >= 1 or null, got {candidates_per_round}"

@@ -30,6 +30,9 @@ from ltcl.losses.nt_xent import (
 )
 
 
+BETA_NORMALIZATIONS = ("per_positive", "total")
+
+
 def _supcon_from_positive_mask(
     layout: _TwoViewLayout, positive_weights: torch.Tensor, temperature: float
 ) -> torch.Tensor:
@@ -65,6 +68,7 @@ def psd_loss(
     temperature: float = 0.2,
     beta: float = 1.0,
     gather: bool = True,
+    beta_normalization: str = "per_positive",
 ) -> torch.Tensor:
     """L_PSD of two views `z1`, `z2` (B, D) whose images carry `pseudo_labels` (B,).
 
@@ -76,6 +80,9 @@ def psd_loss(
     clusters as classes, beta = 0 is NT-Xent. The other view of the same image is the
     instance positive (weight 1) even when it shares the label: it is one positive, not two.
 
+    `beta_normalization="total"` divides beta by the anchor's number of same-cluster views,
+    so that all pseudo positives together weigh beta (with about 2B / Nc of them, the
+    per-positive form lets the clusters outweigh the instance positive at any useful beta).
     The embeddings are L2-normalised here. With `gather=True` and a process group, the
     candidates and labels come from every process (global batch B x world_size).
     """
@@ -84,6 +91,11 @@ def psd_loss(
         raise ConfigError(
             f"beta must be a finite number >= 0, got {beta}; 1.0 weighs same-cluster views "
             "like the other view, 0.0 turns L_PSD into NT-Xent"
+        )
+    if beta_normalization not in BETA_NORMALIZATIONS:
+        raise ConfigError(
+            f"unknown loss.beta_normalization '{beta_normalization}': use one of "
+            f"{BETA_NORMALIZATIONS}"
         )
     # Every check runs before the first collective, so that a bad call fails on every rank
     # instead of leaving the others waiting in all_gather.
@@ -99,5 +111,9 @@ def psd_loss(
     candidate_labels = layout.gather_labels(pseudo_labels)[None, :]
     same_cluster = (anchor_labels == candidate_labels) & (anchor_labels >= 0)
     weights = same_cluster.to(layout.anchors.dtype) * beta
+    if beta_normalization == "total":
+        # same-cluster views other than the anchor itself and its instance positive
+        count = same_cluster.sum(dim=1, keepdim=True) - 2
+        weights = weights / count.clamp(min=1).to(weights.dtype)
     weights = weights.scatter(1, layout.positive_column[:, None], 1.0)
     return _supcon_from_positive_mask(layout, weights, temperature)

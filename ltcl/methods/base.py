@@ -97,8 +97,10 @@ class ContrastiveModule(L.LightningModule):
         if not torch.isfinite(loss):
             raise TrainingError(
                 f"the training loss became {loss.item()} at epoch {self.current_epoch}, step "
-                f"{self.global_step}: lower optim.base_lr, check the data for constant images, "
-                "or use trainer.precision=32 if bf16/fp16 overflowed; resume from last.ckpt after."
+                f"{self.global_step}: lower optim.schedule.base_lr, check the data for constant "
+                "images, or use trainer.precision=32 if bf16/fp16 overflowed. Such a change "
+                "trains another model: it starts in a new run directory (resuming this one with "
+                "other settings is refused)"
             )
         batch_size = (batch["id"] if "id" in batch else batch)["index"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size, sync_dist=True)

@@ -57,6 +57,7 @@ class GuideModule(ContrastiveModule):
         temperature: float = 0.2,
         sampler: dict | None = None,
         beta: float = 1.0,
+        beta_normalization: str = "per_positive",
         lambda_dd: float = 0.1,
         domain_loss: str = "bce",
         **kwargs,
@@ -65,6 +66,7 @@ class GuideModule(ContrastiveModule):
         if domain_loss not in DOMAIN_LOSSES:
             raise ConfigError(f"unknown domain_loss '{domain_loss}': use one of {DOMAIN_LOSSES}")
         self.temperature, self.beta = temperature, beta
+        self.beta_normalization = beta_normalization
         self.lambda_dd, self.domain_loss = lambda_dd, domain_loss
         self.domain_head = DomainHead(self.backbone.feature_dim)
         self.sampler = OODSampler(SamplerConfig(**(sampler or {})))
@@ -93,7 +95,10 @@ class GuideModule(ContrastiveModule):
         z1, z2 = z[:n], z[n:]
         pseudo = torch.cat(labels)
         domain = torch.cat(is_ood)
-        loss_psd = psd_loss(z1, z2, pseudo, self.temperature, beta=self.beta)
+        loss_psd = psd_loss(
+            z1, z2, pseudo, self.temperature, beta=self.beta,
+            beta_normalization=self.beta_normalization,
+        )
         if self.tail_scores is not None:
             n_id = id_batch["index"].shape[0]
             c = self.sampler.config

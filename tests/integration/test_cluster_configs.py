@@ -12,7 +12,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from ltcl.errors import ConfigError
-from ltcl.launcher import CheckedSlurmLauncher, render_sbatch
+from hydra_plugins.ltcl_slurm_launcher.launcher import CheckedSlurmLauncher
+from ltcl.launcher import render_sbatch
 from ltcl.train import CONFIG_DIR, check_config
 from tests.helpers import REPO_ROOT
 
@@ -97,7 +98,7 @@ def test_slurm_launcher_without_partition_names_the_field():
 
 def test_optuna_search_config_composes():
     cfg = compose_with_hydra(["hparams_search=stage1_few", "method=guide", "ood=embedded"])
-    assert cfg.objective == "metrics.knn.few"
+    assert cfg.objective == "val_metrics.knn.few"
     sweeper = cfg.hydra.sweeper
     assert sweeper.direction == "maximize" and "loss.beta" in sweeper.params
     assert instantiate(sweeper.sampler).__class__.__name__ == "TPESampler"
@@ -116,17 +117,16 @@ def test_optuna_sweep_of_two_trials_on_cpu(tmp_path):
         "sampler.refine_iterations=5",
         "hydra.sweeper.n_trials=2",
         "hydra.sweeper.params={loss.beta:'interval(0.0, 1.0)',sampler.budget:'choice(50, 100)'}",
-        "run_name=trial_${hydra:job.num}",
     ]
     done = subprocess.run(
         command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr[-3000:]
     sweep = tmp_path / "train" / "multirun"
-    trials = sorted(sweep.glob("trial_*/results.json"))
+    trials = sorted(sweep.glob("guide_*/results.json"))
     assert len(trials) == 2
     best = OmegaConf.load(sweep / "optimization_results.yaml")
-    few = [json.loads(p.read_text())["metrics"]["knn"]["few"] for p in trials]
+    few = [json.loads(p.read_text())["val_metrics"]["knn"]["few"] for p in trials]
     assert best.best_value == pytest.approx(max(few))
     # The command line replaced two of the search space's entries and kept the others.
     assert set(best.best_params) == {

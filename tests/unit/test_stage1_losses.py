@@ -90,6 +90,29 @@ def test_psd_matches_slow_reference(tau, beta):
     assert loss.item() == pytest.approx(reference_psd(z1, z2, labels, tau, beta), rel=1e-10)
 
 
+@pytest.mark.parametrize(("tau", "beta"), [(0.2, 1.0), (0.1, 0.5)])
+def test_psd_total_beta_normalization_matches_slow_reference(tau, beta):
+    """Each anchor's same-cluster views share beta: w = beta / (their number)."""
+    z1, z2 = _views()
+    labels = [0, 2, -1, 0, 2, 0, -1]
+
+    def weight(i, j, n):
+        if j % n == i % n:
+            return 1.0
+        if not (labels[i % n] >= 0 and labels[i % n] == labels[j % n]):
+            return 0.0
+        others = sum(
+            1 for k in range(2 * n) if k % n != i % n and labels[k % n] == labels[i % n]
+        )
+        return beta / others
+
+    loss = psd_loss(z1, z2, torch.tensor(labels), tau, beta, False, beta_normalization="total")
+    reference = reference_weighted_supcon(z1, z2, weight, tau)
+    assert loss.item() == pytest.approx(reference, rel=1e-10)
+    with pytest.raises(ConfigError, match="beta_normalization"):
+        psd_loss(z1, z2, torch.tensor(labels), tau, beta, False, beta_normalization="sum")
+
+
 def test_psd_beta_one_is_supcon_with_clusters_as_classes():
     # Khosla's L_out with labels: the other view is just one of the same-label views.
     z1, z2 = _views()

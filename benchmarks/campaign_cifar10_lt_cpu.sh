@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The effectiveness campaign on CPU (CIFAR-10-LT JPEG copy, ratio 100, Tiny ImageNet 32 px OOD
+# pool, small conv net, batch 256), tuned on validation data only:
+#   1. SimCLR on split 0 at the search budget (validation kNN, for context);
+#   2. an Optuna search (hparams_search=method_val: both stages and the split of the epoch
+#      budget) on split 0, maximising the student's *validation* kNN accuracy;
+#   3. the best trial's settings at the final budget on splits FINAL_SPLITS (never tuned on),
+#      against SimCLR at the same number of ID epochs (stages.simclr in the same run
+#      directory), and the controls: SimCLR + randomly sampled OOD (sampler=random, beta 0,
+#      lambda_dd 0) and COLT's sampling rule (sampler=colt), each a guide run of the whole
+#      budget with the tuned OOD schedule;
+#   4. ltcl-report tables (test kNN and probe (b)) into benchmarks/results/campaign_cifar10_lt_cpu.
+# Resumable: every run has a stable directory and the study lives in sqlite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-.venv/bin}
+TRIALS=${TRIALS:-20}
+SEARCH_EPOCHS=${SEARCH_EPOCHS:-16}
+FINAL_EPOCHS=${FINAL_EPOCHS:-40}
+FINAL_SPLITS=${FINAL_SPLITS:-1,2,3}
+LOG=${LTCL_LOG_DIR:-outputs}
+OUT=benchmarks/results/campaign_cifar10_lt_cpu
+mkdir -p "$OUT" "$LOG"
+common=(
+  data=cifar10_lt_folder model=small trainer=cpu data.global_batch_size=256
+  trainer.enable_progress_bar=false trainer.check_val_every_n_epoch=1000
+  ood.candidates_per_round=20000
+)
+stamp() { echo "[campaign $(date +%H:%M:%S)] $*"; }
+
+stamp "1/4 SimCLR reference, split 0, $SEARCH_EPOCHS epochs"
+"$BIN/ltcl-train" task_name=campaign_search_ref "${common[@]}" trainer.max_epochs="$SEARCH_EPOCHS" \
+  data.split.seed=0 'eval.protocols=[knn]' eval.plots=false
+
+stamp "2/4 Optuna search, $TRIALS trials, split 0, $SEARCH_EPOCHS epochs per trial"
+"$BIN/ltcl-pipeline" -m hparams_search=method_val task_name=campaign_search "${common[@]}" \
+  ood=tinyimagenet data.split.seed=0 stages.total_epochs="$SEARCH_EPOCHS" \
+  hydra.sweeper.n_trials="$TRIALS" "hydra.sweeper.storage=sqlite:///$LOG/campaign_search.db" \
+  'eval.protocols=[knn]' eval.plots=false
+best="$LOG/campaign_search/multirun/optimization_results.yaml"
+cp "$best" "$OUT/search_best.yaml"
+"$BIN/ltcl-report" "$LOG/campaign_search/multirun" --metrics knn --group-by method config.task_name --out "$OUT/search" || true
+mapfile -t tuned < <("$BIN/python" benchmarks/best_params.py "$best")
+mapfile -t schedule < <("$BIN/python" benchmarks/best_params.py "$best" --only sampler. ood.)
+stamp "tuned: ${tuned[*]}"
+
+stamp "3/4 final: the method vs SimCLR, splits $FINAL_SPLITS, $FINAL_EPOCHS epochs"
+"$BIN/ltcl-pipeline" -m task_name=campaign_final "${common[@]}" ood=tinyimagenet "${tuned[@]}" \
+  stages.total_epochs="$FINAL_EPOCHS" stages.simclr.enabled=true data.split.seed="$FINAL_SPLITS" \
+  'eval.protocols=[knn,linear_b]'
+for strategy in random colt; do
+  stamp "3/4 control: guide with sampler=$strategy, $FINAL_EPOCHS epochs"
+  extra=()
+  [ "$strategy" = random ] && extra=(loss.beta=0 loss.lambda_dd=0)
+  "$BIN/ltcl-train" -m task_name=campaign_final_$strategy "${common[@]}" method=guide \
+    ood=tinyimagenet sampler=$strategy "${schedule[@]}" "${extra[@]}" \
+    trainer.max_epochs="$FINAL_EPOCHS" data.split.seed="$FINAL_SPLITS" 'eval.protocols=[knn,linear_b]'
+done
+
+stamp "4/4 report"
+"$BIN/ltcl-report" "$LOG/campaign_final/multirun" "$LOG/campaign_final_random/multirun" \
+  "$LOG/campaign_final_colt/multirun" --metrics knn linear --group-by method config.task_name --out "$OUT/final"
+stamp done
