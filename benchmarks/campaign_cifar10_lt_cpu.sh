@@ -24,8 +24,8 @@ mkdir -p "$OUT" "$LOG"
 common=(
   data=cifar10_lt_folder model=small trainer=cpu data.global_batch_size=256
   trainer.enable_progress_bar=false trainer.check_val_every_n_epoch=1000
-  ood.candidates_per_round=20000
 )
+pool=(ood=tinyimagenet ood.candidates_per_round=20000)
 stamp() { echo "[campaign $(date +%H:%M:%S)] $*"; }
 
 stamp "1/4 SimCLR reference, split 0, $SEARCH_EPOCHS epochs"
@@ -34,7 +34,7 @@ stamp "1/4 SimCLR reference, split 0, $SEARCH_EPOCHS epochs"
 
 stamp "2/4 Optuna search, $TRIALS trials, split 0, $SEARCH_EPOCHS epochs per trial"
 "$BIN/ltcl-pipeline" -m hparams_search=method_val task_name=campaign_search "${common[@]}" \
-  ood=tinyimagenet data.split.seed=0 stages.total_epochs="$SEARCH_EPOCHS" \
+  "${pool[@]}" data.split.seed=0 stages.total_epochs="$SEARCH_EPOCHS" \
   hydra.sweeper.n_trials="$TRIALS" "hydra.sweeper.storage=sqlite:///$LOG/campaign_search.db" \
   'eval.protocols=[knn]' eval.plots=false
 best="$LOG/campaign_search/multirun/optimization_results.yaml"
@@ -45,7 +45,7 @@ mapfile -t schedule < <("$BIN/python" benchmarks/best_params.py "$best" --only s
 stamp "tuned: ${tuned[*]}"
 
 stamp "3/4 final: the method vs SimCLR, splits $FINAL_SPLITS, $FINAL_EPOCHS epochs"
-"$BIN/ltcl-pipeline" -m task_name=campaign_final "${common[@]}" ood=tinyimagenet "${tuned[@]}" \
+"$BIN/ltcl-pipeline" -m task_name=campaign_final "${common[@]}" "${pool[@]}" "${tuned[@]}" \
   stages.total_epochs="$FINAL_EPOCHS" stages.simclr.enabled=true data.split.seed="$FINAL_SPLITS" \
   'eval.protocols=[knn,linear_b]'
 for strategy in random colt; do
@@ -53,7 +53,7 @@ for strategy in random colt; do
   extra=()
   [ "$strategy" = random ] && extra=(loss.beta=0 loss.lambda_dd=0)
   "$BIN/ltcl-train" -m task_name=campaign_final_$strategy "${common[@]}" method=guide \
-    ood=tinyimagenet sampler=$strategy "${schedule[@]}" "${extra[@]}" \
+    "${pool[@]}" sampler=$strategy "${schedule[@]}" "${extra[@]}" \
     trainer.max_epochs="$FINAL_EPOCHS" data.split.seed="$FINAL_SPLITS" 'eval.protocols=[knn,linear_b]'
 done
 
