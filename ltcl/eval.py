@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ltcl.checkpoints import check_data_matches, load_backbone
+from ltcl.errors import report_errors
 from ltcl.evaluate import evaluate_and_record
 from ltcl.train import CONFIG_DIR
 
@@ -62,6 +63,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
+@report_errors
 def _hydra_main(cfg: DictConfig) -> float | None:
     return evaluate_checkpoint(cfg)["metrics"].get("knn", {}).get("all")
 

@@ -29,7 +29,6 @@ from ltcl.losses.nt_xent import (
     _TwoViewLayout,
 )
 
-
 BETA_NORMALIZATIONS = ("per_positive", "total")
 
 

@@ -96,7 +96,11 @@ class GuideModule(ContrastiveModule):
         pseudo = torch.cat(labels)
         domain = torch.cat(is_ood)
         loss_psd = psd_loss(
-            z1, z2, pseudo, self.temperature, beta=self.beta,
+            z1,
+            z2,
+            pseudo,
+            self.temperature,
+            beta=self.beta,
             beta_normalization=self.beta_normalization,
         )
         if self.tail_scores is not None:

@@ -207,8 +207,20 @@ def _fmt_seeds(values: Sequence[Any]) -> str:
     return ",".join(str(v) for v in values) if values else "–"
 
 
+SPLIT_KEYS = {"test": "metrics", "val": "val_metrics"}  # which results.json entry a split is
+
+
+def select_split(runs: Sequence[dict[str, Any]], split: str) -> list[dict[str, Any]]:
+    """The runs with ``metrics`` taken from the chosen split (test, or val for tuning)."""
+    if split not in SPLIT_KEYS:
+        raise DataError(f"unknown split '{split}': use test or val")
+    return [{**run, "metrics": run.get(SPLIT_KEYS[split]) or {}} for run in runs]
+
+
 def to_markdown(
-    rows: Sequence[dict[str, Any]], per_run: Sequence[dict[str, Any]] | None = None
+    rows: Sequence[dict[str, Any]],
+    per_run: Sequence[dict[str, Any]] | None = None,
+    split: str = "test",
 ) -> str:
     """A summary table with ``mean ± std`` cells, then (if given) one line per run.
 
@@ -219,7 +231,7 @@ def to_markdown(
     protocols = [p for p in _protocols(rows) if any(r["metrics"].get(p) for r in rows)]
     header = [*keys, "n", "split seeds", "seeds"]
     for protocol in protocols:
-        header += [f"{_label(protocol)} all"] + [_FIELD_LABELS[f] for f in FIELDS[1:]]
+        header += [f"{_label(protocol)} all ({split})"] + [_FIELD_LABELS[f] for f in FIELDS[1:]]
     body = []
     for row in rows:
         cells = [_cell(row.get(k)) for k in keys]
@@ -238,11 +250,13 @@ def to_markdown(
         body.append(cells)
     parts = ["## Summary (mean ± population std over runs)", "", _table(header, body)]
     if per_run:
-        parts += ["", _per_run_markdown(per_run, keys, protocols)]
+        parts += ["", _per_run_markdown(per_run, keys, protocols, split)]
     return "\n".join(parts) + "\n"
 
 
-def _per_run_markdown(runs: Sequence[dict[str, Any]], keys: list[str], protocols: list[str]) -> str:
+def _per_run_markdown(
+    runs: Sequence[dict[str, Any]], keys: list[str], protocols: list[str], split: str = "test"
+) -> str:
     # Paths relative to their common directory keep the table narrow.
     paths = [Path(r.get("path", "?")) for r in runs]
     try:
@@ -260,7 +274,7 @@ def _per_run_markdown(runs: Sequence[dict[str, Any]], keys: list[str], protocols
 
     header = ["path", *keys, "split_seed", "seed", "epochs"]
     for protocol in protocols:
-        header += [f"{_label(protocol)} all"] + [_FIELD_LABELS[f] for f in FIELDS[1:]]
+        header += [f"{_label(protocol)} all ({split})"] + [_FIELD_LABELS[f] for f in FIELDS[1:]]
     order = sorted(
         range(len(runs)),
         key=lambda i: (tuple(str(lookup(runs[i], k)) for k in keys), shown(paths[i])),

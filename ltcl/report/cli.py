@@ -11,13 +11,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ltcl.errors import LtclError
+from ltcl.errors import DataError, LtclError
 from ltcl.report.aggregate import (
     DEFAULT_GROUP_BY,
     DEFAULT_METRICS,
     aggregate,
     find_results,
     load_results,
+    protocol_metrics,
+    select_split,
     to_csv,
     to_markdown,
 )
@@ -55,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
         "reach into the config, e.g. config.sampler.strategy; add "
         "imbalance_ratio when a sweep mixes ratios",
     )
+    parser.add_argument(
+        "--split",
+        choices=("test", "val"),
+        default="test",
+        help="which numbers: test (metrics, for reporting; default) or val (val_metrics, the "
+        "validation split that tuning reads); every column header names it",
+    )
     return parser
 
 
@@ -62,9 +71,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (0, or 2 with a message on bad input)."""
     args = build_parser().parse_args(argv)
     try:
-        runs = load_results(find_results(args.dirs))
+        runs = select_split(load_results(find_results(args.dirs)), args.split)
+        missing = [m for m in args.metrics if not any(protocol_metrics(r, m) for r in runs)]
+        if missing and len(missing) < len(args.metrics):
+            print(f"ltcl-report: no run has {args.split} numbers for {missing}", file=sys.stderr)
+        elif missing:
+            raise DataError(
+                f"no run has {args.split} numbers for {missing}: choose --metrics from the "
+                "protocols the runs evaluated (knn, linear, linear_a, few_shot.1pct, ...)"
+            )
         rows = aggregate(runs, metrics=args.metrics, group_by=args.group_by)
-        markdown = to_markdown(rows, per_run=runs)
+        markdown = to_markdown(rows, per_run=runs, split=args.split)
         out = args.out
         if out is None:
             first = Path(args.dirs[0])

@@ -11,8 +11,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from ltcl.errors import ConfigError
 from hydra_plugins.ltcl_slurm_launcher.launcher import CheckedSlurmLauncher
+from ltcl.errors import ConfigError
 from ltcl.launcher import render_sbatch
 from ltcl.train import CONFIG_DIR, check_config
 from tests.helpers import REPO_ROOT

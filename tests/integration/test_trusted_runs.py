@@ -100,7 +100,9 @@ def test_sweep_of_two_values_trains_two_models_in_two_directories(tmp_path):
 def test_resume_with_a_changed_training_setting_is_refused_with_the_keys_named(tmp_path):
     cfg = compose_train(tmp_path, TINY)
     train(cfg)
-    changed = compose_train(tmp_path, [*TINY, "optim.schedule.base_lr=0.1", "method.temperature=0.5"])
+    changed = compose_train(
+        tmp_path, [*TINY, "optim.schedule.base_lr=0.1", "method.temperature=0.5"]
+    )
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     before = last.read_bytes()
     with pytest.raises(ConfigError) as error:

@@ -183,8 +183,8 @@ def test_to_markdown_summary_and_per_run(multirun: Path) -> None:
     markdown = to_markdown(aggregate(runs), per_run=runs)
     lines = markdown.splitlines()
     header = next(line for line in lines if line.startswith("| method"))
-    assert "| kNN all | many | medium | few | Std |" in header
-    assert "| linear all |" in header
+    assert "| kNN all (test) | many | medium | few | Std |" in header
+    assert "| linear all (test) |" in header
     simclr_line = next(line for line in lines if line.startswith("| simclr | cifar10_lt | 3 |"))
     assert "62.00 ± 1.63" in simclr_line
     assert "72.00 ± 2.00 (n=2)" in simclr_line
@@ -271,6 +271,24 @@ def test_cli_default_out_and_metrics(multirun: Path, capsys) -> None:
     assert "linear all" not in capsys.readouterr().out
     assert (multirun / "report.md").is_file()
     assert (multirun / "report.csv").is_file()
+
+
+def test_cli_split_marks_which_numbers_are_shown(tmp_path: Path, capsys) -> None:
+    test_numbers = make_results(knn_all=61.0)
+    run = {**test_numbers, "val_metrics": {"knn": {**test_numbers["metrics"]["knn"], "all": 73.5}}}
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "results.json").write_text(json.dumps(run))
+    assert main([str(tmp_path), "--metrics", "knn"]) == 0
+    printed = capsys.readouterr().out
+    assert "kNN all (test)" in printed and "61.00" in printed and "73.50" not in printed
+    assert main([str(tmp_path), "--metrics", "knn", "--split", "val"]) == 0
+    printed = capsys.readouterr().out
+    assert "kNN all (val)" in printed and "73.50" in printed
+
+
+def test_cli_unknown_metric_is_an_error(multirun: Path, capsys) -> None:
+    assert main([str(multirun), "--metrics", "foo"]) == 2
+    assert "no run has test numbers for ['foo']" in capsys.readouterr().err
 
 
 def test_cli_error_is_a_message(tmp_path: Path, capsys) -> None:
@@ -367,7 +385,7 @@ def test_linear_a_and_tsne_projection(tmp_path: Path) -> None:
     row = aggregate([results], metrics=("knn", "linear_a"))[0]
     assert row["metrics"]["linear_a"]["all"]["mean"] == 71.0
     assert row["metrics"]["linear_a"]["std"] is None
-    assert "| linear A all |" in to_markdown([row])
+    assert "| linear A all (test) |" in to_markdown([row])
 
 
 # -- notebook -------------------------------------------------------------------------------

@@ -101,9 +101,7 @@ def test_psd_total_beta_normalization_matches_slow_reference(tau, beta):
             return 1.0
         if not (labels[i % n] >= 0 and labels[i % n] == labels[j % n]):
             return 0.0
-        others = sum(
-            1 for k in range(2 * n) if k % n != i % n and labels[k % n] == labels[i % n]
-        )
+        others = sum(1 for k in range(2 * n) if k % n != i % n and labels[k % n] == labels[i % n])
         return beta / others
 
     loss = psd_loss(z1, z2, torch.tensor(labels), tau, beta, False, beta_normalization="total")

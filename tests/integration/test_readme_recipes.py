@@ -1,0 +1,146 @@
+"""The README's sweep, Optuna and SLURM recipes, run as written (slow tier).
+
+Each command of the README section "Sweeps, Optuna searches and SLURM clusters" runs in a
+subprocess with tiny-budget overrides appended. SLURM commands go to the fake sbatch
+(tests/fake_slurm), which records the submission script without running the job (they ask
+for GPUs this machine does not have); the test checks the script and stops the launcher.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO_ROOT, SHARED_DATA
+
+FAKE_SLURM = REPO_ROOT / "tests" / "fake_slurm"
+BIN = Path(sys.executable).parent
+SECTION = "### Sweeps, Optuna searches and SLURM clusters"
+TINY = [
+    "trainer.max_epochs=1",
+    "trainer.enable_progress_bar=false",
+    "eval.protocols=[knn]",
+    "eval.plots=false",
+    "model.backbone.width=8",
+]
+
+
+def readme_commands() -> list[list[str]]:
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index(SECTION) :]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    joined = block.replace("\\\n", " ")
+    commands = []
+    for line in joined.splitlines():
+        line = line.split(" #")[0].strip()
+        if line and not line.startswith("#"):
+            commands.append(shlex.split(line))
+    return commands
+
+
+COMMANDS = readme_commands()
+
+
+def test_the_section_has_the_recipes_users_need():
+    text = " ".join(" ".join(c) for c in COMMANDS)
+    assert "hydra/launcher=slurm" in text and "hparams_search=" in text
+    assert any(c[0] == "ltcl-pipeline" for c in COMMANDS)
+    assert any(c[0] == "ltcl-report" for c in COMMANDS)
+
+
+def env_for(tmp_path: Path, **extra) -> dict:
+    env = {
+        **os.environ,
+        "WANDB_MODE": "disabled",
+        "LTCL_LOG_DIR": str(tmp_path / "outputs"),
+        "LTCL_DATA_DIR": str(tmp_path / "data"),
+        "LTCL_SHARED_DATA_DIR": str(SHARED_DATA),
+        "PATH": f"{FAKE_SLURM}:{BIN}:{os.environ.get('PATH', '')}",
+        "FAKE_SLURM_DIR": str(tmp_path / "slurm"),
+        **extra,
+    }
+    env.pop("HYDRA_FULL_ERROR", None)
+    return env
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", range(len(COMMANDS)), ids=[" ".join(c[:3]) for c in COMMANDS])
+def test_readme_recipe_runs_as_written(tmp_path, index):
+    command = COMMANDS[index]
+    program = str(BIN / command[0])
+    if command[0] == "ltcl-report":  # reports a sweep it first runs, as the README's order does
+        sweep = ["-m", "data=embedded", "seed=0,1", *TINY]
+        done = subprocess.run(
+            [str(BIN / "ltcl-pipeline"), *sweep, "sampler.warmup_epochs=5"],
+            cwd=tmp_path,
+            env=env_for(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        args = [a.replace("outputs/", f"{tmp_path}/outputs/") for a in command[1:]]
+        done = subprocess.run(
+            [program, *args],
+            cwd=tmp_path,
+            env=env_for(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "pipeline" in done.stdout and "student" in done.stdout
+        return
+    args = [*command[1:], *TINY]
+    if "hparams_search=stage1_few" in command:
+        args.append("hydra.sweeper.n_trials=2")
+    if "hydra/launcher=slurm" in command:
+        proc = subprocess.Popen(
+            [program, *args],
+            cwd=tmp_path,
+            env=env_for(tmp_path, FAKE_SLURM_RUN="0"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 300
+            scripts: list[Path] = []
+            while not scripts and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.3)
+                scripts = sorted((tmp_path / "slurm").glob("sbatch_*.sh"))
+            assert scripts, (
+                f"nothing submitted: {proc.stderr.read()[-3000:] if proc.poll() is not None else ''}"
+            )
+            script = scripts[0].read_text()
+        finally:
+            proc.kill()
+            proc.wait()
+        assert "#SBATCH --partition=gpu" in script
+        assert "submitit.core._submit" in script
+        if "trainer.num_nodes=2" in command:
+            assert "#SBATCH --nodes=2" in script and "#SBATCH --ntasks-per-node=4" in script
+        if any(a.startswith("data.split.seed=0,1,2,3,4") for a in command):
+            assert "#SBATCH --array=0-4" in script
+        return
+    done = subprocess.run(
+        [program, *args],
+        cwd=tmp_path,
+        env=env_for(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = [json.loads(p.read_text()) for p in (tmp_path / "outputs").rglob("results.json")]
+    sweep_size = 3 if "method.temperature=0.1,0.2,0.5" in command else 2
+    assert len(results) == sweep_size
+    assert len({r["run_hash"] for r in results}) == sweep_size
