@@ -35,6 +35,55 @@ def cifar_resnet18(zero_init_residual: bool = False) -> nn.Module:
     return _headless(model, 512)
 
 
+class CifarResNet(nn.Module):
+    """A CIFAR ResNet (3x3 stride-1 stem, no max-pool) of any base width and stage depths,
+    from torchvision's BasicBlock: (B, 3, 32, 32) -> (B, 8 * width).
+
+    width 64 with depths (2, 2, 2, 2) is the ResNet-18 shape; width 16 costs about 1/16 of its
+    compute, which brings a ResNet-18-shaped network within reach of a 2-core CPU
+    (``model=cifar_resnet18_w16``; benchmarks/cpu_tier_throughput.py measures the candidates).
+    """
+
+    def __init__(self, width: int = 16, depths: tuple[int, ...] = (2, 2, 2, 2)) -> None:
+        super().__init__()
+        from torchvision.models.resnet import BasicBlock
+
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ConfigError(f"cifar_resnet width must be a positive integer; got {width!r}.")
+        depths = tuple(depths)
+        if not depths or any(not isinstance(d, int) or d < 1 for d in depths):
+            raise ConfigError(f"cifar_resnet depths must be positive integers; got {depths!r}.")
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
+        )
+        blocks: list[nn.Module] = []
+        inplanes = width
+        for stage, depth in enumerate(depths):
+            planes, stride = width * 2**stage, 1 if stage == 0 else 2
+            for i in range(depth):
+                downsample = None
+                if i == 0 and (stride != 1 or inplanes != planes):
+                    downsample = nn.Sequential(
+                        nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes)
+                    )
+                blocks.append(BasicBlock(inplanes, planes, stride if i == 0 else 1, downsample))
+                inplanes = planes
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.feature_dim = inplanes
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.blocks(self.stem(x)))
+
+
+def cifar_resnet(width: int = 16, depths: tuple[int, ...] = (2, 2, 2, 2)) -> nn.Module:
+    """A CIFAR ResNet of reduced width or depth (see :class:`CifarResNet`)."""
+    return CifarResNet(width, tuple(depths))
+
+
 def resnet18(zero_init_residual: bool = False) -> nn.Module:
     """ResNet-18 with the ImageNet stem (7x7 stride 2 + max-pool), for 224 px images; (B, 512)."""
     model = torchvision.models.resnet18(weights=None, zero_init_residual=zero_init_residual)
@@ -100,6 +149,7 @@ def small_convnet(width: int = 32, norm: str = "batch") -> nn.Module:
 
 
 _BACKBONES: dict[str, Callable[..., nn.Module]] = {
+    "cifar_resnet": cifar_resnet,
     "cifar_resnet18": cifar_resnet18,
     "resnet18": resnet18,
     "resnet50": resnet50,

@@ -10,6 +10,7 @@ import pytest
 import ltcl.pipeline
 from ltcl.errors import ConfigError
 from ltcl.pipeline import run_pipeline
+from ltcl.run_identity import run_hash
 from tests.helpers import REPO_ROOT, DieAtEpochStart, Killed, StopAfterEpoch, compose_train
 
 TINY = [
@@ -101,10 +102,12 @@ def test_pipeline_multirun_over_split_seeds(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     runs = sorted((tmp_path / "pipeline" / "multirun").glob("*/pipeline.json"))
-    assert [p.parent.name for p in runs] == [
+    names = [p.parent.name for p in runs]
+    assert [n.rsplit("_", 1)[0] for n in names] == [
         "pipeline_digits_lt_r10_split0_seed0",
         "pipeline_digits_lt_r10_split1_seed0",
     ]
+    assert len({n.rsplit("_", 1)[1] for n in names}) == 2  # the split seed is in the hash too
     for path in runs:
         stages = json.loads(path.read_text())["stages"]
         assert set(stages) == {"guide", "student"}
@@ -127,10 +130,26 @@ def test_finished_stages_are_reused_unless_ckpt_path_is_null(
     tmp_path, monkeypatch, ckpt_path, expected
 ):
     run = tmp_path / "run"
+    cfg = compose_train(tmp_path, [*TINY, f"ckpt_path={ckpt_path}"], "pipeline")
     for stage in ("guide", "student"):
         (run / stage).mkdir(parents=True)
-        (run / stage / "results.json").write_text(json.dumps({"epochs": 2, "metrics": {}}))
+        stage_hash = run_hash(ltcl.pipeline.stage_config(cfg, stage, run))
+        record = {"epochs": 2, "metrics": {}, "run_hash": stage_hash}
+        (run / stage / "results.json").write_text(json.dumps(record))
     called = []
     monkeypatch.setattr(ltcl.pipeline, "train", lambda cfg: called.append(cfg.method.name) or {})
-    run_pipeline(compose_train(tmp_path, [*TINY, f"ckpt_path={ckpt_path}"], "pipeline"))
+    run_pipeline(cfg)
     assert called == expected
+
+
+def test_a_finished_stage_trained_with_other_settings_is_not_reused(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    cfg = compose_train(tmp_path, TINY, "pipeline")
+    for stage in ("guide", "student"):
+        (run / stage).mkdir(parents=True)
+        record = {"epochs": 2, "metrics": {}, "run_hash": "0000beef"}
+        (run / stage / "results.json").write_text(json.dumps(record))
+    called = []
+    monkeypatch.setattr(ltcl.pipeline, "train", lambda cfg: called.append(cfg.method.name) or {})
+    run_pipeline(cfg)
+    assert called == ["guide", "student"]

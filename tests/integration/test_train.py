@@ -147,7 +147,7 @@ def test_multirun_over_split_seeds_and_report(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     runs = sorted((tmp_path / "train" / "multirun").glob("*/results.json"))
-    assert [p.parent.name for p in runs] == [
+    assert [p.parent.name.rsplit("_", 1)[0] for p in runs] == [
         "simclr_digits_lt_r10_split0_seed0",
         "simclr_digits_lt_r10_split1_seed0",
     ]
