@@ -36,6 +36,7 @@ from ltcl.run_identity import (
     training_identity,
 )
 from ltcl.utils.checkpoint import AtomicCheckpointIO, resolve_resume_path
+from ltcl.utils.hardware import resolve_precision
 
 register_resolver()  # ${ltcl_run_hash:} in run_name, before Hydra composes anything
 
@@ -65,6 +66,16 @@ def check_config(cfg: DictConfig) -> None:
             raise ConfigError(
                 f"trainer.devices={devices} but this machine has {available} GPU(s): lower "
                 "trainer.devices, or use trainer=cpu / trainer=ddp_cpu without a GPU"
+            )
+    if accelerator == "cpu" and isinstance(devices, int) and devices > 1:
+        from ltcl.utils.hardware import usable_cpu_cores
+
+        cores = usable_cpu_cores()
+        if devices > cores:
+            raise ConfigError(
+                f"trainer.devices={devices} CPU processes but this job may use {cores} core(s): "
+                f"use trainer.devices<={cores} (each process then gets "
+                f"{max(1, cores // max(1, min(devices, cores)))} thread(s)), or a GPU trainer"
             )
     if cfg.trainer.get("use_distributed_sampler", False):
         raise ConfigError(
@@ -212,8 +223,12 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict[str, Any
         *(extra_callbacks or []),
     ]
     loggers = build_loggers(cfg, resuming=resume is not None)
+    precision, why = resolve_precision(
+        cfg.trainer.get("precision", "auto"), str(cfg.trainer.get("accelerator", "cpu"))
+    )
     trainer = instantiate(
         cfg.trainer,
+        precision=precision,
         callbacks=callbacks,
         logger=loggers or False,
         plugins=build_plugins(),
@@ -221,6 +236,8 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict[str, Any
         # are seeded per epoch (resume-exact), and a sampling round changes the OOD subset.
         reload_dataloaders_every_n_epochs=1,
     )
+    if trainer.is_global_zero:
+        print(f"[ltcl] precision {precision} ({why})", flush=True)
     if resume and trainer.is_global_zero:
         print(f"[ltcl] resuming from {resume}", flush=True)
     for logger in loggers:  # the whole resolved config, not only the module's arguments
@@ -232,7 +249,9 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict[str, Any
         train_time = time.perf_counter() - started
         results: dict[str, Any] = {}
         if trainer.is_global_zero and not cfg.trainer.get("fast_dev_run"):
-            results = final_evaluation(cfg, module, datamodule, train_time, identity)
+            results = final_evaluation(
+                cfg, module, datamodule, train_time, identity, precision=precision
+            )
             log_results(loggers, results, output_dir(cfg))
         trainer.strategy.barrier("ltcl-final-evaluation")
         return results
@@ -271,7 +290,12 @@ def log_results(loggers: list, results: dict[str, Any], out: Path) -> None:
 
 
 def final_evaluation(
-    cfg: DictConfig, module, datamodule, train_time: float, identity: dict[str, Any]
+    cfg: DictConfig,
+    module,
+    datamodule,
+    train_time: float,
+    identity: dict[str, Any],
+    precision: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate the trained backbone (rank zero only), write results.json and the plots."""
     return evaluate_and_record(
@@ -287,6 +311,7 @@ def final_evaluation(
         extra={
             "epoch_times_s": [round(t, 3) for t in module.epoch_times],
             "run_hash": identity_hash(identity),
+            "precision": precision,
         },
     )
 
