@@ -1,6 +1,6 @@
 """ID clustering for the OOD sampler: k-means++ / Lloyd, then DEC-style KL refinement.
 
-METHOD.md, Stage 1, item 2. At the start of each sampling round the ID embeddings `Z_id` are
+docs/method.md, Stage 1, item 2. At the start of each sampling round the ID embeddings `Z_id` are
 clustered: k-means gives initial centroids, which are then refined with the network frozen by
 minimising the KL clustering loss
 
@@ -338,7 +338,7 @@ def student_t_assignments(z: Tensor, centroids: Tensor, dof: float = 1.0) -> Ten
 
     Differentiable with respect to both inputs; computed in log space for stability.
     """
-    _check_positive(dof, "dof", "the Student-t degrees of freedom; METHOD.md uses 1")
+    _check_positive(dof, "dof", "the Student-t degrees of freedom; docs/method.md uses 1")
     if not isinstance(z, Tensor) or z.ndim != 2:
         raise DataError(f"z must have shape (N, D), got {getattr(z, 'shape', type(z))}")
     if not isinstance(centroids, Tensor) or centroids.ndim != 2 or centroids.shape[1] != z.shape[1]:
@@ -444,7 +444,7 @@ def refine_centroids(
     z = _check_embeddings(z)
     n, dim = z.shape
     mu0 = _check_centroids(centroids, dim, z.dtype, z.device)
-    _check_positive(dof, "dof", "the Student-t degrees of freedom; METHOD.md uses 1")
+    _check_positive(dof, "dof", "the Student-t degrees of freedom; docs/method.md uses 1")
     if not (isinstance(gamma, (int, float)) and math.isfinite(gamma) and gamma >= 0):
         raise ConfigError(f"gamma must be a finite number >= 0, got {gamma!r}; 1 is DEC's choice")
     _check_int(iterations, "iterations", 0, "use 0 to skip the KL refinement")
@@ -499,7 +499,7 @@ def cluster_id_embeddings(
     tol: float = 1e-4,
     chunk_size: int = 8192,
 ) -> ClusteringResult:
-    """Cluster the ID embeddings as METHOD.md says: k-means++ / Lloyd, then KL refinement.
+    """Cluster the ID embeddings as docs/method.md says: k-means++ / Lloyd, then KL refinement.
 
     Pseudo labels are `argmax_k q_ik` and `cluster_sizes` their bincount. A cluster with 0 or 1
     member after refinement is *reported* in `degenerate_clusters` rather than raised: a bad

@@ -1,4 +1,4 @@
-"""Evaluation of a pretrained backbone with every protocol of METHOD.md.
+"""Evaluation of a pretrained backbone with every protocol of docs/method.md.
 
 Plain PyTorch on top of the DataModule's sets: features phi(x) (projector dropped, eval
 mode, test transform) are extracted once, then scored with

@@ -1,6 +1,6 @@
 """The OOD sampler of stage 1: when to sample, what a round computes, and its resumable state.
 
-Plain PyTorch/NumPy. A round (METHOD.md, Stage 1, items 2-3) takes the embeddings of the ID
+Plain PyTorch/NumPy. A round (docs/method.md, Stage 1, items 2-3) takes the embeddings of the ID
 set and of the OOD candidates, clusters the ID embeddings, sets per-cluster budgets and picks
 OOD images with pseudo labels. It replaces the previous round's subset. Everything a resumed
 run needs to continue identically (round number, picks, pseudo labels, centroids, cluster
@@ -31,7 +31,7 @@ STRATEGIES = ("kl_cluster", "colt", "random")
 
 @dataclass
 class SamplerConfig:
-    """Sampler settings; every [recon] choice of METHOD.md is one of them.
+    """Sampler settings; every [recon] choice of docs/method.md is one of them.
 
     warmup_epochs W: epochs of plain NT-Xent before the first round; interval R: a round
     before epoch W, W + R, W + 2R, ...; budget K: OOD images per round; num_clusters Nc;

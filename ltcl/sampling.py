@@ -1,6 +1,6 @@
 """OOD selection rules of a sampling round: per-cluster budgets and picks without duplicates.
 
-Plain NumPy/PyTorch, no Lightning. A round (METHOD.md, Stage 1, item 3) clusters the ID
+Plain NumPy/PyTorch, no Lightning. A round (docs/method.md, Stage 1, item 3) clusters the ID
 embeddings, gives each cluster a share of the budget K that favours small (tail) clusters,
 and lets each cluster take the OOD images that fit it best. Three rules share the interface:
 

@@ -81,7 +81,7 @@ class TwoViewDataset(Dataset):
 class SampledOODDataset(Dataset):
     """The sampled OOD images as training items: {index (offset), views | image_uint8,
     pseudo_label}. Indices are offset by the ID set's length so that an OOD image never shares
-    an id with an ID image (ANCHORS.md 2.2)."""
+    an id with an ID image."""
 
     def __init__(self, two_views: TwoViewDataset, pseudo_labels: np.ndarray, id_offset: int):
         self.two_views, self.pseudo_labels, self.id_offset = two_views, pseudo_labels, id_offset
@@ -444,7 +444,7 @@ class LongTailDataModule(L.LightningDataModule):
             id_offset=len(self.train_set),
         )
         ood_loader = self._loader(ood_set, ood_batch, train=True, stream=1)
-        # The ID loader defines the epoch (ANCHORS.md 2.5): a shorter OOD loader is cycled,
+        # The ID loader defines the epoch: a shorter OOD loader is cycled,
         # a longer one is cut where the ID loader ends.
         mode = "max_size_cycle" if len(ood_loader) < len(id_loader) else "min_size"
         return CombinedLoader({"id": id_loader, "ood": ood_loader}, mode=mode)

@@ -1,7 +1,7 @@
 """Samplers that shard data across processes themselves (Lightning's are switched off).
 
 Lightning replaces a ``RandomSampler`` with its own ``DistributedSampler`` and wraps any other
-sampler in ``DistributedSamplerWrapper`` (ANCHORS.md 2.4); either way the order would depend
+sampler in ``DistributedSamplerWrapper``; either way the order would depend
 on the world size. These samplers make the *global* batch a function of (seed, epoch) alone:
 every epoch draws one permutation of the dataset from its seed, cuts it into global batches,
 and process r takes the r-th slice of each. So N processes with per-device batch B see, step

@@ -1,6 +1,6 @@
 """Long-tailed splits: the exponential profile, seeded generation, published index files, groups.
 
-Conventions follow the SDCLR/COLT/BCL family (see ``METHOD.md``, "Data conventions"): a balanced
+Conventions follow the SDCLR/COLT/BCL family (see ``docs/method.md``, "Data conventions"): a balanced
 validation set is held out first, then ``n_c = int(n_max * (1/rho) ** (c/(C-1)))`` images are
 drawn for the class of rank ``c``. Splits are saved with checksums so that every result can name
 exactly which images it was trained on.

@@ -46,7 +46,7 @@ from ltcl.errors import ConfigError, DataError
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-# Recipe-dependent defaults (PEERS.md §5). COLT's CIFAR crop keeps at least 10% of the image and
+# Recipe-dependent defaults. COLT's CIFAR crop keeps at least 10% of the image and
 # resizes bicubically; the 224 px recipe is SimCLR's (8%, bilinear, Gaussian blur p 0.5).
 _RECIPES: dict[str, dict[str, Any]] = {
     "cifar": {

@@ -1,4 +1,4 @@
-"""Domain discrimination L_DD (METHOD.md, Stage 1, item 4): ID (0) versus sampled OOD (1).
+"""Domain discrimination L_DD (docs/method.md, Stage 1, item 4): ID (0) versus sampled OOD (1).
 
 Two forms, both [recon]: the default is a linear head on the backbone features phi(x)
 trained with binary cross-entropy; the option is COLT's domain-level supervised-contrastive

@@ -1,4 +1,4 @@
-"""Stage-2 losses (METHOD.md, "Stage 2"): the guided contrastive loss L_GCL and the distillation L_DL.
+"""Stage-2 losses (docs/method.md, "Stage 2"): the guided contrastive loss L_GCL and the distillation L_DL.
 
 A frozen copy of the stage-1 network is the guide. For B local images with two views, the
 student gives embeddings u1, u2 (B, D) and the guide gives v1, v2 (B, D') on the same views,
@@ -30,7 +30,7 @@ Distillation L_DL [paper: transfer the guide's embedding space; form recon]:
     feature (option):     mean_i (1 - <u_i, v_i>)
     both (option):        relational + feature
 
-METHOD.md's stage-2 objective is ``L_GCL + lambda_dl * L_DL``; the weighting belongs to the
+docs/method.md's stage-2 objective is ``L_GCL + lambda_dl * L_DL``; the weighting belongs to the
 caller. Every loss is the mean over the local anchors: with the same B on every rank, DDP's
 gradient average then equals the gradient of the global mean.
 """
@@ -73,24 +73,24 @@ class GuidedWeights:
 def _check_selection(delta: float, k_pos: int) -> None:
     if isinstance(delta, bool) or not isinstance(delta, (int, float)) or math.isnan(delta):
         raise ConfigError(
-            f"delta must be a number in [-1, inf), got {delta!r}; METHOD.md starts with 0.8, "
+            f"delta must be a number in [-1, inf), got {delta!r}; docs/method.md starts with 0.8, "
             "and delta > 1 turns guided positives off"
         )
     if delta < -1:
         raise ConfigError(
-            f"delta must be >= -1 (a cosine similarity threshold), got {delta}; METHOD.md "
+            f"delta must be >= -1 (a cosine similarity threshold), got {delta}; docs/method.md "
             "starts with 0.8, and delta > 1 turns guided positives off"
         )
     if isinstance(k_pos, bool) or not isinstance(k_pos, int) or k_pos < 0:
         raise ConfigError(
-            f"k_pos must be an int >= 0, got {k_pos!r}; METHOD.md starts with 5, and 0 turns "
+            f"k_pos must be an int >= 0, got {k_pos!r}; docs/method.md starts with 5, and 0 turns "
             "guided positives off"
         )
 
 
 def _check_named_temperature(value: float, name: str) -> None:
     if not value > 0:
-        raise ConfigError(f"{name} must be > 0, got {value}; METHOD.md uses 0.2")
+        raise ConfigError(f"{name} must be > 0, got {value}; docs/method.md uses 0.2")
 
 
 def _check_guide(u1: torch.Tensor, u2: torch.Tensor, v1: torch.Tensor, v2: torch.Tensor) -> None:
@@ -328,7 +328,7 @@ def distillation_loss(
     student_temperature: float = 0.2,
     gather: bool = True,
 ) -> torch.Tensor:
-    """L_DL in one of METHOD.md's forms: "relational" (default), "feature" or "both" (their sum)."""
+    """L_DL in one of docs/method.md's forms: "relational" (default), "feature" or "both" (their sum)."""
     if mode not in DISTILLATION_MODES:
         raise ConfigError(
             f"unknown distillation mode {mode!r}; valid modes: {', '.join(DISTILLATION_MODES)}"

@@ -45,7 +45,7 @@ class _TwoViewLayout:
 
 def _check_temperature(temperature: float) -> None:
     if not temperature > 0:
-        raise ConfigError(f"temperature must be > 0, got {temperature}; METHOD.md uses 0.2")
+        raise ConfigError(f"temperature must be > 0, got {temperature}; docs/method.md uses 0.2")
 
 
 def _check_views(z1: torch.Tensor, z2: torch.Tensor) -> None:

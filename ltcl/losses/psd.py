@@ -1,4 +1,4 @@
-"""Pseudo semantic discrimination L_PSD (METHOD.md, Stage 1, item 4) with cross-process negatives.
+"""Pseudo semantic discrimination L_PSD (docs/method.md, Stage 1, item 4) with cross-process negatives.
 
 L_PSD is supervised-contrastive (Khosla et al. 2020, the L_out form) over all 2N views of
 the global batch, with cluster ids as labels. For anchor i with positive set P(i) and

@@ -28,7 +28,7 @@ BANK, QUERY = 0, 1  # validation dataloader indices: kNN bank (balanced train) a
 
 
 class ContrastiveModule(L.LightningModule):
-    """Backbone `phi`, projector `h`, embedding `z = normalize(h(phi(x)))` (METHOD.md notation).
+    """Backbone `phi`, projector `h`, embedding `z = normalize(h(phi(x)))` (docs/method.md notation).
 
     Args:
         backbone: kwargs of :func:`ltcl.models.backbones.build_backbone` (kept as a dict so

@@ -49,7 +49,7 @@ def pool_class_histogram(source, picked, top: int = 20) -> dict[str, int]:
 
 
 class GuideModule(ContrastiveModule):
-    """L_stage1 = L_PSD + lambda_dd * L_DD (METHOD.md, Stage 1)."""
+    """L_stage1 = L_PSD + lambda_dd * L_DD (docs/method.md, Stage 1)."""
 
     def __init__(
         self,
@@ -121,7 +121,7 @@ class GuideModule(ContrastiveModule):
             extras["loss_dd"] = loss_dd.detach()
         if self.domain_loss != "bce" or ood_batch is None or self.lambda_dd <= 0:
             # The domain head takes no part in this step; a zero-weighted term keeps it in the
-            # graph so that DDP runs without find_unused_parameters (ANCHORS.md 2.3).
+            # graph so that DDP runs without find_unused_parameters.
             loss = loss + 0.0 * self.domain_head(feats.float()).sum()
         return loss, extras
 

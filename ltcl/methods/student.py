@@ -1,4 +1,4 @@
-"""Stage 2: the guided contrastive student g, trained on ID data only (METHOD.md, Stage 2).
+"""Stage 2: the guided contrastive student g, trained on ID data only (docs/method.md, Stage 2).
 
 Thin: L_GCL and L_DL are plain PyTorch in :mod:`ltcl.losses.guided`. This module loads the
 stage-1 guide from its checkpoint, keeps a frozen copy of it, and optimises
@@ -55,7 +55,7 @@ class StudentModule(ContrastiveModule):
     Args (besides those of :class:`ContrastiveModule`):
         guide_checkpoint: a checkpoint of ``ltcl-train method=guide`` (any ltcl checkpoint of
             the same architecture works, e.g. SimCLR's, for a guide without OOD data).
-        init: ``guide`` (default, METHOD.md: "we further optimize the network") or ``scratch``.
+        init: ``guide`` (default, docs/method.md: "we further optimize the network") or ``scratch``.
         delta, k_pos: guided positives are views with guide similarity >= delta, at most k_pos.
         attraction_weights, repulsion_weights: the guide's force weights (off: 1).
         lambda_dl, distillation, distill_teacher_temperature, distill_student_temperature: L_DL.

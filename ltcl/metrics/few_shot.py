@@ -1,4 +1,4 @@
-"""Few-shot probe sets: SDCLR's 1% subset and BCL's 100- / 50-shot subsets (METHOD.md, "Evaluation").
+"""Few-shot probe sets: SDCLR's 1% subset and BCL's 100- / 50-shot subsets (docs/method.md, "Evaluation").
 
 Which set each subset is drawn from, and why:
 

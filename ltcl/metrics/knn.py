@@ -2,7 +2,7 @@
 
 For a query q and a labelled bank, take the k bank items with the highest cosine
 similarity s_j, weight each vote by exp(s_j / T), and predict the class with the largest
-sum of weights. METHOD.md: cosine, k = 200, T = 0.1.
+sum of weights. docs/method.md: cosine, k = 200, T = 0.1.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Linear probes of a pretrained backbone: the two protocols of the peers (METHOD.md, "Evaluation").
+"""Linear probes of a pretrained backbone: the two protocols of the peers (docs/method.md, "Evaluation").
 
 - Protocol (a), SDCLR/COLT (:func:`probe_with_frozen_backbone`): the backbone stays frozen in eval
   mode (``--fixbn``) and a linear head is trained on augmented images (crop + flip) with SGD, lr 30,

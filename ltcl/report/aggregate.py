@@ -1,7 +1,7 @@
 """Collect the `results.json` of many runs and summarise them as mean ± std tables.
 
 The peers report every number as mean ± *population* std (``np.std``, ddof 0) over the
-long-tailed splits (PEERS.md §6), so that is what the summary computes; the per-run table
+long-tailed splits (the peers do), so that is what the summary computes; the per-run table
 sits under it so that an outlier split can be traced back to its directory.
 """
 

@@ -25,7 +25,7 @@ from ltcl.errors import ConfigError, DataError
 DPI = 150
 GROUPS = ("many", "medium", "few")
 GROUP_COLOURS = {"many": "tab:blue", "medium": "tab:orange", "few": "tab:red", None: "tab:gray"}
-# "linear" is the BCL probe (protocol B), "linear_a" the SDCLR/COLT one (METHOD.md, Evaluation).
+# "linear" is the BCL probe (protocol B), "linear_a" the SDCLR/COLT one (docs/method.md, Evaluation).
 PROTOCOL_MARKERS = {"knn": "o", "linear": "s", "linear_a": "^"}
 PROTOCOL_LABELS = {"knn": "kNN", "linear": "linear probe B", "linear_a": "linear probe A"}
 _STYLE = {

@@ -1,4 +1,4 @@
-"""ID clustering (METHOD.md Stage 1, item 2): k-means++ / Lloyd and the DEC-style KL refinement."""
+"""ID clustering (docs/method.md Stage 1, item 2): k-means++ / Lloyd and the DEC-style KL refinement."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from ltcl.clustering import (
 from ltcl.errors import ConfigError, DataError
 
 # ---------------------------------------------------------------------------------------------
-# Slow references written directly from the equations in METHOD.md (double precision)
+# Slow references written directly from the equations in docs/method.md (double precision)
 # ---------------------------------------------------------------------------------------------
 
 

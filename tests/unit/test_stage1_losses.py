@@ -1,4 +1,4 @@
-"""Stage-1 losses (L_PSD, L_DD) against slow references written from METHOD.md, on 1 and 2 processes."""
+"""Stage-1 losses (L_PSD, L_DD) against slow references written from docs/method.md, on 1 and 2 processes."""
 
 import math
 import os

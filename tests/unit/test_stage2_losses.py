@@ -1,4 +1,4 @@
-"""Stage-2 losses (L_GCL, L_DL) against slow references written from METHOD.md, on 1 and 2 processes."""
+"""Stage-2 losses (L_GCL, L_DL) against slow references written from docs/method.md, on 1 and 2 processes."""
 
 import math
 import os
@@ -37,7 +37,7 @@ def reference_selection(s_f, i, n, delta, k_pos):
 
 
 def reference_gcl(u1, u2, v1, v2, tau, delta, k_pos, attraction, repulsion):
-    """L_GCL written term by term from METHOD.md (plain Python floats, float64 inputs)."""
+    """L_GCL written term by term from docs/method.md (plain Python floats, float64 inputs)."""
     u, v = _unit_views(u1, u2), _unit_views(v1, v2)
     n = u1.shape[0]
 
