@@ -68,6 +68,30 @@ class SamplerConfig:
                 f"sampler.budget and sampler.num_clusters must be >= 1, got {self.budget} and "
                 f"{self.num_clusters}"
             )
+        if not self.dof > 0:
+            raise ConfigError(
+                f"sampler.dof must be > 0 (the Student-t kernel's degrees of freedom; DEC uses "
+                f"1), got {self.dof}"
+            )
+        if not self.gamma >= 0:
+            raise ConfigError(
+                f"sampler.gamma must be >= 0 (h_k = (sum_i q_ik)^gamma; 1 is DEC's frequency, 0 "
+                f"turns it off), got {self.gamma}"
+            )
+
+    def check_sizes(self, id_images: int, candidates: int) -> None:
+        """Before training: a round must be able to cluster the ID set and fill its budget."""
+        if self.num_clusters > id_images:
+            raise ConfigError(
+                f"sampler.num_clusters={self.num_clusters} is larger than the ID training set "
+                f"({id_images} images): lower sampler.num_clusters"
+            )
+        if self.budget > candidates:
+            raise ConfigError(
+                f"sampler.budget={self.budget} OOD images per round is larger than the OOD pool "
+                f"or its candidate subset ({candidates} images): lower sampler.budget or raise "
+                "ood.candidates_per_round"
+            )
 
 
 @dataclass

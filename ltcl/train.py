@@ -82,6 +82,19 @@ def check_config(cfg: DictConfig) -> None:
             "trainer.use_distributed_sampler must stay false: ltcl's samplers shard each global "
             "batch across processes themselves (ltcl/data/samplers.py)"
         )
+    temperature = cfg.method.get("temperature")
+    if temperature is not None and not (isinstance(temperature, int | float) and temperature > 0):
+        raise ConfigError(
+            f"method.temperature must be a number > 0 (SimCLR uses 0.2), got {temperature!r}"
+        )
+    from ltcl.evaluate import PROTOCOLS
+
+    unknown = sorted(set(cfg.eval.get("protocols") or []) - set(PROTOCOLS))
+    if unknown:
+        raise ConfigError(
+            f"unknown eval.protocols {unknown}: choose from {list(PROTOCOLS)}, e.g. "
+            "eval.protocols=[knn,linear_b]"
+        )
     if cfg.trainer.get("max_epochs", 1) < 1:
         raise ConfigError(f"trainer.max_epochs must be >= 1, got {cfg.trainer.max_epochs}")
 

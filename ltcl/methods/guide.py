@@ -140,6 +140,13 @@ class GuideModule(ContrastiveModule):
         """
         datamodule = self._datamodule()
         datamodule.set_ood_subset(self.sampler.picked, self.sampler.picked_labels)
+        # Sizes are known now (the data is set up) and no step has run: a round that could not
+        # fill its budget fails here, not W epochs in.
+        datamodule.setup("fit")
+        datamodule.ood_pool.setup()
+        self.sampler.config.check_sizes(
+            len(datamodule.train_set), len(datamodule.ood_pool.candidates(0))
+        )
         if self.sampler.config.strategy == "colt":
             datamodule.setup("fit")
             self.tail_scores = TailScoreEMA(len(datamodule.train_set), self.sampler.config.colt_ema)

@@ -72,6 +72,21 @@ def test_guide_without_ood_pool_is_a_clear_error(tmp_path):
         train(compose_train(tmp_path, [*overrides, "trainer.max_epochs=2"]))
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("sampler.budget=100000", "sampler.budget=100000 OOD images per round is larger"),
+        ("sampler.num_clusters=100000", "sampler.num_clusters=100000 is larger than the ID"),
+        ("sampler.dof=0", "sampler.dof must be > 0"),
+        ("sampler.gamma=-1", "sampler.gamma must be >= 0"),
+    ],
+)
+def test_sampler_settings_that_cannot_work_stop_before_the_first_step(tmp_path, override, message):
+    with pytest.raises(ConfigError, match=message):
+        train(compose_train(tmp_path, [*GUIDE, "sampler.warmup_epochs=3", override]))
+    assert not list((tmp_path / "run").rglob("*.ckpt"))  # no epoch ran
+
+
 def test_no_warmup_runs_the_first_round_before_epoch_zero(tmp_path):
     overrides = [*GUIDE, "sampler.warmup_epochs=0", "sampler.interval=2", "trainer.max_epochs=2"]
     train(compose_train(tmp_path, overrides))

@@ -91,6 +91,19 @@ def test_missing_data_path_is_a_clear_error(tmp_path):
         train(cfg)
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("method.temperature=0", "method.temperature must be a number > 0"),
+        ("eval.protocols=[knnn]", r"unknown eval.protocols \['knnn'\]"),
+    ],
+)
+def test_bad_method_and_eval_values_stop_before_training(tmp_path, override, message):
+    with pytest.raises(ConfigError, match=message):
+        train(compose_train(tmp_path, [override]))
+    assert not (tmp_path / "run").exists()
+
+
 def test_imbalance_ratio_below_one(tmp_path):
     cfg = compose_train(tmp_path, [*TINY, "data.split.imbalance_ratio=0.5"])
     with pytest.raises(ConfigError, match="imbalance"):
