@@ -101,10 +101,13 @@ def write_results(
 def format_summary(results: dict[str, Any]) -> str:
     """One line per protocol, for the console."""
     lines = [f"[ltcl] {results['method']} on {results['dataset']} ({results['epochs']} epochs)"]
+    for name, values in (results.get("val_metrics") or {}).items():
+        cells = " ".join(f"{k}={values[k]:.2f}" for k in GROUP_KEYS if k in values)
+        lines.append(f"[ltcl]   {name + ' (val)':<15} {cells}")
     for name, values in results["metrics"].items():
         if isinstance(values, dict) and "all" in values:
             cells = " ".join(f"{k}={values[k]:.2f}" for k in GROUP_KEYS if k in values)
-            lines.append(f"[ltcl]   {name:<9} {cells}")
+            lines.append(f"[ltcl]   {name + ' (test)':<15} {cells}")
         elif isinstance(values, dict):
             for sub, inner in values.items():
                 cells = " ".join(f"{k}={inner[k]:.2f}" for k in GROUP_KEYS if k in inner)

@@ -36,6 +36,7 @@ from ltcl.run_identity import (
     training_identity,
 )
 from ltcl.utils.checkpoint import AtomicCheckpointIO, resolve_resume_path
+from ltcl.utils.console import quiet_console
 from ltcl.utils.hardware import resolve_precision
 
 register_resolver()  # ${ltcl_run_hash:} in run_name, before Hydra composes anything
@@ -201,6 +202,7 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict[str, Any
 
     `extra_callbacks` (Lightning callbacks) serve tests and programmatic use.
     """
+    quiet_console(bool(cfg.get("verbose", False)))
     check_config(cfg)
     identity = training_identity(cfg)
     checkpoint_dir = output_dir(cfg) / "checkpoints"
@@ -242,6 +244,7 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict[str, Any
     trainer = instantiate(
         cfg.trainer,
         precision=precision,
+        enable_model_summary=bool(cfg.get("verbose", False)),
         callbacks=callbacks,
         logger=loggers or False,
         plugins=build_plugins(),

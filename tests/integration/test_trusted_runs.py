@@ -87,6 +87,9 @@ def test_sweep_of_two_values_trains_two_models_in_two_directories(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "resuming" not in done.stdout
+    # a quiet console: ltcl's lines, no Lightning tips or known warnings
+    assert "Tip:" not in done.stdout + done.stderr and "LeafSpec" not in done.stderr
+    assert "knn (val)" in done.stdout and "knn (test)" in done.stdout
     runs = sorted((tmp_path / "outputs" / "train" / "multirun").glob("simclr_*"))
     assert len(runs) == 2
     results = results_under(tmp_path / "outputs")
