@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ltcl.checkpoints import check_data_matches, load_backbone
-from ltcl.errors import report_errors
+from ltcl.errors import ConfigError, report_errors
 from ltcl.evaluate import evaluate_and_record
 from ltcl.train import CONFIG_DIR
 
@@ -39,6 +39,17 @@ if not OmegaConf.has_resolver("run_of"):
 
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     backbone, meta = load_backbone(cfg.ckpt_path)
+    trained_on = meta.get("data") or {}
+    if trained_on and (
+        trained_on.get("dataset") != cfg.data.get("name")
+        or trained_on.get("num_classes") != cfg.data.get("num_classes")
+    ):  # before any image is decoded
+        raise ConfigError(
+            f"the checkpoint was trained on '{trained_on.get('dataset')}' "
+            f"({trained_on.get('num_classes')} classes) but the data config is "
+            f"'{cfg.data.get('name')}' ({cfg.data.get('num_classes')} classes): pass data=... of "
+            "the training run"
+        )
     datamodule = instantiate(cfg.data)
     datamodule.setup("test")
     check_data_matches(

@@ -38,6 +38,7 @@ from ltcl.run_identity import (
 from ltcl.utils.checkpoint import AtomicCheckpointIO, resolve_resume_path
 from ltcl.utils.console import quiet_console
 from ltcl.utils.hardware import resolve_precision
+from ltcl.utils.lock import run_directory_lock
 
 register_resolver()  # ${ltcl_run_hash:} in run_name, before Hydra composes anything
 
@@ -82,6 +83,14 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(
             "trainer.use_distributed_sampler must stay false: ltcl's samplers shard each global "
             "batch across processes themselves (ltcl/data/samplers.py)"
+        )
+    for key, value in (("seed", cfg.get("seed")), ("data.split.seed", cfg.data.split.get("seed"))):
+        if value is not None and not (isinstance(value, int) and value >= 0):
+            raise ConfigError(f"{key} must be an integer >= 0, got {value!r}")
+    if cfg.data.global_batch_size < 2 * world:
+        raise ConfigError(
+            f"data.global_batch_size={cfg.data.global_batch_size}: a contrastive batch needs at "
+            f"least 2 images per process (negatives come from the batch); use 256 or more"
         )
     temperature = cfg.method.get("temperature")
     if temperature is not None and not (isinstance(temperature, int | float) and temperature > 0):
@@ -208,8 +217,16 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict[str, Any
     checkpoint_dir = output_dir(cfg) / "checkpoints"
     resume = resolve_resume_path(cfg.ckpt_path, checkpoint_dir)
     check_resume(resume, identity)
+    with run_directory_lock(output_dir(cfg)):
+        return _train(cfg, identity, resume, extra_callbacks)
+
+
+def _train(
+    cfg: DictConfig, identity: dict[str, Any], resume: str | None, extra_callbacks: list | None
+) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     out = output_dir(cfg)
+    checkpoint_dir = out / "checkpoints"
     out.mkdir(parents=True, exist_ok=True)
 
     datamodule = build(cfg.data)

@@ -300,8 +300,10 @@ def _safe_name(name: str) -> str:
 
 
 def _fingerprint(
-    rel_paths: list[str], sizes: list[int], labels: np.ndarray, image_size: int | None
+    rel_paths: list[str], sizes: list, labels: np.ndarray, image_size: int | None
 ) -> str:
+    """Cache key: each file's relative path, size and modification time (an image replaced by
+    another of the same size changes its mtime), its label, and the decode size."""
     h = hashlib.sha256()
     h.update(json.dumps({"format": _CACHE_FORMAT, "image_size": image_size}).encode())
     for rel, size, lab in zip(rel_paths, sizes, labels.tolist(), strict=True):
@@ -382,7 +384,7 @@ def _cached_source(
 ) -> ImageSource:
     """Decode once into ``<cache_dir>/<name>-<hash>.npy`` (+ ``.labels.npy``) and reuse it."""
     try:
-        sizes = [os.stat(p).st_size for p in paths]
+        sizes = [f"{st.st_size}:{st.st_mtime_ns}" for st in map(os.stat, paths)]
     except OSError as e:
         raise DataError(
             f"cannot stat image file {e.filename}: {e.strerror}; remove or replace it"

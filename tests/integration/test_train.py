@@ -104,6 +104,28 @@ def test_bad_method_and_eval_values_stop_before_training(tmp_path, override, mes
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("seed=-1", "seed must be an integer >= 0"),
+        ("data.split.seed=-1", "data.split.seed must be an integer >= 0"),
+        ("data.global_batch_size=1", "needs at least 2 images per process"),
+    ],
+)
+def test_bad_seeds_and_batch_stop_before_training(tmp_path, override, message):
+    with pytest.raises(ConfigError, match=message):
+        train(compose_train(tmp_path, [override]))
+
+
+def test_a_second_run_into_a_busy_directory_is_refused(tmp_path):
+    from ltcl.utils.lock import run_directory_lock
+
+    with run_directory_lock(tmp_path / "run"):
+        with pytest.raises(ConfigError, match="is training in"):
+            train(compose_train(tmp_path, ["trainer.max_epochs=1"]))
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 def test_imbalance_ratio_below_one(tmp_path):
     cfg = compose_train(tmp_path, [*TINY, "data.split.imbalance_ratio=0.5"])
     with pytest.raises(ConfigError, match="imbalance"):
