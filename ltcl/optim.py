@@ -52,7 +52,7 @@ def scaled_learning_rate(
         return base_lr * math.sqrt(ratio)
     if rule == "none":
         return base_lr
-    raise ConfigError(f"unknown optim.scaling '{rule}': use one of linear, sqrt, none")
+    raise ConfigError(f"unknown optim.schedule.scaling '{rule}': use one of linear, sqrt, none")
 
 
 def warmup_cosine_factor(

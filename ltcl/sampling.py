@@ -61,7 +61,7 @@ def softmax_tail_budgets(
     the unbiased std as COLT does; equal scores give an even split.
     """
     if temperature <= 0:
-        raise ConfigError(f"sampler.temperature must be > 0, got {temperature}")
+        raise ConfigError(f"sampler.colt_temperature must be > 0, got {temperature}")
     scores = np.asarray(cluster_tail_scores, dtype=np.float64)
     std = scores.std(ddof=1) if len(scores) > 1 else 0.0
     z = (scores - scores.mean()) / std if std > 0 else np.zeros_like(scores)

@@ -289,7 +289,7 @@ def _decode_chunk(args: tuple[list[str], int | None, tuple[int, int] | None]) ->
             raise DataError(
                 f"image {p} is {a.shape[1]}x{a.shape[0]} but the first image is "
                 f"{expect[1]}x{expect[0]}: a cached array needs one size; set image_size "
-                "(e.g. data.image_size=32) to resize every image, or drop cache_dir"
+                "(data.train_source.image_size=32 and data.test_source.image_size=32, or ood.source.image_size=32) to resize every image, or drop cache_dir"
             )
         out.append(a)
     return np.stack(out)
@@ -457,7 +457,7 @@ def _check_image_size(image_size: int | None) -> None:
     ):
         raise ConfigError(
             f"image_size must be a positive integer or null, got {image_size!r}: "
-            "set data.image_size=32 (for example) or null"
+            "set data.train_source.image_size=32 (and data.test_source.image_size) or null"
         )
 
 

@@ -51,7 +51,7 @@ def exponential_profile(n_max: int, num_classes: int, imbalance_ratio: float) ->
     """
     if not _is_int(n_max) or n_max < 1:
         raise ConfigError(
-            f"n_max must be a positive integer, got {n_max!r}: set data.n_max "
+            f"n_max must be a positive integer, got {n_max!r}: set data.split.n_max "
             "(4500 for CIFAR-10-LT, 450 for CIFAR-100-LT) or leave it null"
         )
     if not _is_int(num_classes) or num_classes < 2:
@@ -66,7 +66,7 @@ def exponential_profile(n_max: int, num_classes: int, imbalance_ratio: float) ->
     if not math.isfinite(rho) or rho < 1:
         raise ConfigError(
             f"imbalance_ratio must be a finite number >= 1 (head/tail size), got "
-            f"{imbalance_ratio!r}: use e.g. data.imbalance_ratio=100 (1 = balanced)"
+            f"{imbalance_ratio!r}: use e.g. data.split.imbalance_ratio=100 (1 = balanced)"
         )
     c_last = num_classes - 1
     return [int(n_max * (1 / rho) ** (c / c_last)) for c in range(num_classes)]

@@ -7,7 +7,7 @@ stage-1 guide from its checkpoint, keeps a frozen copy of it, and optimises
 The frozen guide is deliberately *not* a registered submodule: it is then outside the
 optimiser, outside ``state_dict`` (the student's checkpoints do not carry a second copy of
 the guide; they record the guide checkpoint's path and step instead), outside DDP's
-parameter set, and Lightning's ``model.train()`` cannot switch it out of eval mode. A resumed
+parameter set, and Lightning's ``Module.train()`` cannot switch it out of eval mode. A resumed
 student reloads it from ``guide_checkpoint``.
 """
 

@@ -487,7 +487,7 @@ def probe_with_frozen_backbone(
     if val_loader is None:
         raise ConfigError(
             "protocol (a) selects the model on a validation split; the data config has none: "
-            "hold out a balanced validation set (e.g. data.val_per_class=500 for CIFAR-10, or "
+            "hold out a balanced validation set (e.g. data.split.val_per_class=500 for CIFAR-10, or "
             "the published valIdxList), or use protocol (b) (probe_on_features), which tests "
             "the last epoch"
         )

@@ -56,7 +56,7 @@ def test_profile_bad_values(n_max, num_classes, rho):
 
 
 def test_imbalance_ratio_below_one_says_the_fix():
-    with pytest.raises(ConfigError, match=r"imbalance_ratio.*>= 1.*data.imbalance_ratio"):
+    with pytest.raises(ConfigError, match=r"imbalance_ratio.*>= 1.*data.split.imbalance_ratio"):
         make_long_tailed_split(
             cifar_like_labels(10, 100), 10, imbalance_ratio=0.5, val_per_class=10
         )
