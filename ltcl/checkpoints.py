@@ -110,7 +110,11 @@ def load_embedding_network(
 
 
 def check_data_matches(
-    meta: dict[str, Any], dataset: str, num_classes: int, class_counts: list[int]
+    meta: dict[str, Any],
+    dataset: str,
+    num_classes: int,
+    class_counts: list[int],
+    split_sha256: str | None = None,
 ) -> None:
     """Refuse to evaluate a checkpoint on data other than the run's (classes or split)."""
     data = meta.get("data")
@@ -127,4 +131,12 @@ def check_data_matches(
             "the data config's long-tailed split differs from the training run's (class counts "
             f"{list(class_counts)} vs {list(data['class_counts'])}): use the same "
             "data.split.* values (seed, imbalance_ratio, n_max) as the training run"
+        )
+    recorded = data.get("split_sha256")
+    if recorded and split_sha256 and recorded != split_sha256:
+        raise ConfigError(
+            "the data config's long-tailed split holds other images than the training run's "
+            "(same class counts, different indices: another data.split.seed?), so some test or "
+            "validation images could be training images: use the training run's data.split.* "
+            "values"
         )

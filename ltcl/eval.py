@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ltcl.checkpoints import check_data_matches, load_backbone
+from ltcl.data.splits import split_fingerprint
 from ltcl.errors import ConfigError, report_errors
 from ltcl.evaluate import evaluate_and_record
 from ltcl.train import CONFIG_DIR
@@ -53,7 +54,11 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     datamodule = instantiate(cfg.data)
     datamodule.setup("test")
     check_data_matches(
-        meta, datamodule.name, datamodule.num_classes, list(datamodule.split.class_counts)
+        meta,
+        datamodule.name,
+        datamodule.num_classes,
+        list(datamodule.split.class_counts),
+        split_fingerprint(datamodule.split),
     )
     train_config = meta["hyper_parameters"]
     return evaluate_and_record(

@@ -269,6 +269,14 @@ class LongTailDataModule(L.LightningDataModule):
         if self.test_source_fn is not None:
             test_source = self.test_source_fn()
             self._check_source(test_source, "test")
+            train_names, test_names = list(source.classes), list(test_source.classes)
+            if train_names and test_names and train_names != test_names:
+                differ = sorted(set(train_names) ^ set(test_names)) or "their order"
+                raise DataError(
+                    f"the train and test sets name their classes differently ({differ}): label "
+                    "k must be the same class in both; make the test folder's class folders "
+                    "match the train folder's"
+                )
             test_indices = np.arange(len(test_source))
             pool = np.arange(len(source))
         else:

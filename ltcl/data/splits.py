@@ -69,7 +69,16 @@ def exponential_profile(n_max: int, num_classes: int, imbalance_ratio: float) ->
             f"{imbalance_ratio!r}: use e.g. data.split.imbalance_ratio=100 (1 = balanced)"
         )
     c_last = num_classes - 1
-    return [int(n_max * (1 / rho) ** (c / c_last)) for c in range(num_classes)]
+    counts = [int(n_max * (1 / rho) ** (c / c_last)) for c in range(num_classes)]
+    empty = [c for c, n in enumerate(counts) if n == 0]
+    if empty:
+        raise ConfigError(
+            f"data.split.imbalance_ratio={imbalance_ratio:g} with n_max {n_max} leaves "
+            f"{len(empty)} class rank(s) with 0 training images (ranks {empty}): their accuracy "
+            f"would be reported as 'few' without a single image; use data.split.imbalance_ratio "
+            f"<= {n_max}"
+        )
+    return counts
 
 
 @dataclass
@@ -260,6 +269,15 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def split_fingerprint(split: LongTailSplit) -> str:
+    """sha256 of the split's index arrays (train, val, balanced): two splits with the same class
+    counts but other images (another split seed) differ here."""
+    h = hashlib.sha256()
+    for name in _SPLIT_FILES:
+        h.update(np.ascontiguousarray(getattr(split, name), dtype=np.int64).tobytes())
+    return h.hexdigest()
 
 
 def save_split(split: LongTailSplit, directory: str | os.PathLike) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ltcl.data.splits import split_fingerprint
 from ltcl.errors import ConfigError, TrainingError
 from ltcl.metrics.knn import group_accuracies, knn_predict, per_class_accuracy
 from ltcl.models.backbones import build_backbone
@@ -108,6 +109,17 @@ class ContrastiveModule(L.LightningModule):
             self.log(f"train/{name}", value, batch_size=batch_size, sync_dist=True)
         return loss
 
+    DIVERGENCE_FACTOR = 1000.0  # weight norm growth that no healthy run reaches
+
+    def weight_norm(self) -> float:
+        with torch.no_grad():
+            return float(
+                torch.sqrt(sum(p.detach().float().pow(2).sum() for p in self.parameters()))
+            )
+
+    def on_fit_start(self) -> None:
+        self._start_weight_norm = self.weight_norm()
+
     def on_train_epoch_start(self) -> None:
         self._epoch_start = time.perf_counter()
 
@@ -115,6 +127,15 @@ class ContrastiveModule(L.LightningModule):
         elapsed = time.perf_counter() - self._epoch_start
         self.epoch_times.append(elapsed)
         self.log("time/epoch_s", elapsed, sync_dist=True)
+        # A loss can stay finite while the weights explode (a learning rate far too high):
+        # stop rather than evaluate and record a broken model as a result.
+        start, now = getattr(self, "_start_weight_norm", None), self.weight_norm()
+        if start and (now != now or now > self.DIVERGENCE_FACTOR * start):
+            raise TrainingError(
+                f"training diverged: the weight norm grew from {start:.3g} to {now:.3g} by epoch "
+                f"{self.current_epoch}; lower optim.schedule.base_lr (a new run directory) or "
+                "check the data"
+            )
 
     # ---- optimisation -------------------------------------------------------------------
     def learning_rate(self) -> float:
@@ -157,6 +178,7 @@ class ContrastiveModule(L.LightningModule):
                 "dataset": datamodule.name,
                 "num_classes": datamodule.num_classes,
                 "class_counts": [int(c) for c in datamodule.split.class_counts],
+                "split_sha256": split_fingerprint(datamodule.split),
                 "seed": os.environ.get("PL_GLOBAL_SEED"),
             }
 

@@ -138,6 +138,7 @@ class GuideModule(ContrastiveModule):
         With W = 0 the first round belongs before epoch 0: it runs here, on the initial
         weights, since rounds otherwise run at the end of the preceding epoch.
         """
+        super().on_fit_start()
         datamodule = self._datamodule()
         datamodule.set_ood_subset(self.sampler.picked, self.sampler.picked_labels)
         # Sizes are known now (the data is set up) and no step has run: a round that could not

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ltcl.checkpoints import check_data_matches, load_embedding_network
+from ltcl.data.splits import split_fingerprint
 from ltcl.errors import ConfigError
 from ltcl.losses.guided import DISTILLATION_MODES, distillation_loss, guided_contrastive_loss
 from ltcl.methods.base import ContrastiveModule
@@ -153,6 +154,7 @@ class StudentModule(ContrastiveModule):
                 datamodule.name,
                 datamodule.num_classes,
                 [int(c) for c in split.class_counts],
+                split_fingerprint(split),
             )
         except ConfigError as error:
             raise ConfigError(f"guide checkpoint {self.guide_checkpoint}: {error}") from error

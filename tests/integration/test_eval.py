@@ -79,6 +79,10 @@ def test_data_of_another_run_is_refused(checkpoint, tmp_path):
     cfg = compose_eval(tmp_path, [f"ckpt_path={checkpoint}", "data.name=other_lt"])
     with pytest.raises(ConfigError, match="trained on 'digits_lt'"):
         evaluate_checkpoint(cfg)
+    # another split seed: the same class counts, other images (test images seen in training)
+    cfg = compose_eval(tmp_path, [f"ckpt_path={checkpoint}", "data.split.seed=3"])
+    with pytest.raises(ConfigError, match="holds other images than the training run"):
+        evaluate_checkpoint(cfg)
 
 
 def test_missing_checkpoint(tmp_path):

@@ -126,6 +126,15 @@ def test_a_second_run_into_a_busy_directory_is_refused(tmp_path):
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+def test_a_diverging_run_stops_instead_of_recording_results(tmp_path):
+    from ltcl.errors import TrainingError
+
+    cfg = compose_train(tmp_path, ["trainer.max_epochs=3", "optim.schedule.base_lr=1e6"])
+    with pytest.raises(TrainingError, match="training diverged|loss became"):
+        train(cfg)
+    assert not (tmp_path / "run" / "results.json").exists()
+
+
 def test_imbalance_ratio_below_one(tmp_path):
     cfg = compose_train(tmp_path, [*TINY, "data.split.imbalance_ratio=0.5"])
     with pytest.raises(ConfigError, match="imbalance"):

@@ -131,3 +131,22 @@ def test_empty_ood_pool_is_an_error():
     pool = OODPoolDataModule("empty", lambda: empty)
     with pytest.raises(DataError, match="no images"):
         pool.setup()
+
+
+def test_train_and_test_classes_with_other_names_are_refused(tmp_path):
+    """Same class count, other names (a, b, c vs a, b, z): z would be scored as c."""
+    from ltcl.data.sources import ImageSource
+
+    def source(names):
+        labels = np.repeat(np.arange(3), 60)
+        images = np.zeros((len(labels), 8, 8, 3), dtype=np.uint8)
+        return lambda: ImageSource(labels=labels, classes=names, images=images, name="toy")
+
+    with pytest.raises(DataError, match=r"name their classes differently \(\['c', 'z'\]\)"):
+        make_dm(
+            tmp_path,
+            num_classes=3,
+            train_source=source(["a", "b", "c"]),
+            test_source=source(["a", "b", "z"]),
+            split={"imbalance_ratio": 2, "n_max": 40, "val_per_class": 10, "seed": 0},
+        )

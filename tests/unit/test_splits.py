@@ -55,6 +55,14 @@ def test_profile_bad_values(n_max, num_classes, rho):
         exponential_profile(n_max, num_classes, rho)
 
 
+def test_a_ratio_that_empties_classes_is_refused():
+    from ltcl.data.splits import exponential_profile
+
+    with pytest.raises(ConfigError, match="0 training images"):
+        exponential_profile(4500, 10, 1e9)
+    assert min(exponential_profile(4500, 10, 4500)) == 1
+
+
 def test_imbalance_ratio_below_one_says_the_fix():
     with pytest.raises(ConfigError, match=r"imbalance_ratio.*>= 1.*data.split.imbalance_ratio"):
         make_long_tailed_split(
@@ -118,9 +126,9 @@ def test_class_order_random_and_explicit():
     )
     assert e.class_counts == expected[::-1]
     with pytest.raises(ConfigError, match="permutation"):
-        make_long_tailed_split(labels, 5, val_per_class=10, class_order=[0, 1, 2])
+        make_long_tailed_split(labels, 5, 10, val_per_class=10, class_order=[0, 1, 2])
     with pytest.raises(ConfigError, match="'index'"):
-        make_long_tailed_split(labels, 5, val_per_class=10, class_order="sorted")
+        make_long_tailed_split(labels, 5, 10, val_per_class=10, class_order="sorted")
 
 
 def test_not_enough_images_in_a_class():
