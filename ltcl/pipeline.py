@@ -162,6 +162,17 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
+    import sys
+
+    # Hydra cannot compose "no pool" for a group that pipeline.yaml sets; say what is meant.
+    if any(arg in ("ood=null", "ood=None", "~ood") for arg in sys.argv[1:]):
+        print(
+            "ltcl: error: ltcl-pipeline needs an OOD pool for the guide (ood=null was given): "
+            "use ood=tinyimagenet for CIFAR or ood=embedded for the demo; a run without OOD "
+            "data is ltcl-train method=simclr",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
     _hydra_main()
 
 

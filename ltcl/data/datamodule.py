@@ -122,12 +122,17 @@ def image_folder_or_archive(
     The archive must hold `<basename(root)>/` at its top, as the shared CIFAR-10 and Tiny
     ImageNet copies do, and is extracted into the parent of `root`.
     """
-    if not os.path.isdir(root) and archive:
+    # An existing but empty (or split-less) folder, e.g. left by an interrupted copy, is
+    # treated as absent: the archive fills it.
+    missing = not os.path.isdir(root) or not os.path.isdir(os.path.join(root, split))
+    if missing and archive:
         extracted = extract_archive(archive, os.path.dirname(os.path.abspath(root)))
-        if not os.path.isdir(root):
+        if not os.path.isdir(os.path.join(root, split)):
             raise DataError(
-                f"extracting {archive} into {extracted} did not create {root}: point data.root "
-                "at the folder inside the archive that holds train/ and test/"
+                f"extracting {archive} into {extracted} did not create {root}/{split}: point "
+                "the source's root (data.train_source.root / data.test_source.root, or "
+                "ood.source.root; by default under paths.data_dir) at the folder inside the "
+                f"archive that holds {split}/"
             )
     return image_folder(root, split=split, **kwargs)
 

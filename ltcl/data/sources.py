@@ -823,6 +823,9 @@ def extract_archive(archive_path: str | os.PathLike, dest_dir: str | os.PathLike
             tops = sorted(os.listdir(tmp))
             if not tops:
                 raise DataError(f"archive {arc} is empty: copy it again")
+            for t in tops:  # an empty folder in the way (an interrupted copy) holds nothing
+                if (dest / t).is_dir() and not any((dest / t).iterdir()):
+                    (dest / t).rmdir()
             clash = [t for t in tops if (dest / t).exists()]
             if clash:
                 raise DataError(

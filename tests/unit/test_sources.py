@@ -363,9 +363,20 @@ def test_extract_archive_errors(tmp_path):
     with pytest.raises(DataError, match="corrupt or not a tar"):
         extract_archive(junk, tmp_path / "d")
     arc = make_archive(tmp_path)
-    (tmp_path / "d2" / "toyset").mkdir(parents=True)  # someone else's folder: never overwritten
+    (tmp_path / "d2" / "toyset").mkdir(parents=True)
+    (tmp_path / "d2" / "toyset" / "notes.txt").write_text("mine")  # someone else's: kept
     with pytest.raises(DataError, match="already exist"):
         extract_archive(arc, tmp_path / "d2")
+
+
+def test_an_empty_folder_in_the_way_is_filled_from_the_archive(tmp_path):
+    """An interrupted copy leaves cifar10/ empty: the archive is still extracted into it."""
+    from ltcl.data.datamodule import image_folder_or_archive
+
+    arc = make_archive(tmp_path)
+    (tmp_path / "data" / "toyset").mkdir(parents=True)
+    source = image_folder_or_archive(str(tmp_path / "data" / "toyset"), "train", archive=str(arc))
+    assert len(source) == 2
 
 
 # ------------------------------------------------------------------ the real shared copy

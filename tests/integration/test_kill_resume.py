@@ -1,0 +1,97 @@
+"""kill -9 at random points, then the same command again: the run ends where an uninterrupted
+run ends, bit for bit, and last.ckpt is never unreadable (slow tier).
+
+The kill times are drawn (seeded) over the whole run, so they land in training steps, in the
+guide's sampling rounds (every epoch here), in evaluation and while last.ckpt is written.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from ltcl.checkpoints import read_checkpoint
+from tests.helpers import REPO_ROOT
+
+BIN = Path(sys.executable).parent
+COMMON = [
+    "data=embedded",
+    "trainer.max_epochs=4",
+    "trainer.enable_progress_bar=false",
+    "eval.protocols=[knn]",
+    "eval.plots=false",
+    "model.backbone.width=8",
+]
+GUIDE = [
+    "method=guide",
+    "ood=embedded",
+    "ood.source.num_crops=200",
+    "sampler.warmup_epochs=1",
+    "sampler.interval=1",
+    "sampler.budget=100",
+]
+
+
+def command(tmp_path: Path, run_name: str, extra: list[str]) -> list[str]:
+    return [str(BIN / "ltcl-train"), *COMMON, *extra, f"run_name={run_name}"]
+
+
+def env(tmp_path: Path) -> dict:
+    return {**os.environ, "WANDB_MODE": "disabled", "LTCL_LOG_DIR": str(tmp_path / "outputs")}
+
+
+def params(run: Path) -> dict[str, torch.Tensor]:
+    state = read_checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"]
+    return {k: v.clone() for k, v in state.items()}
+
+
+def run_to_end(tmp_path: Path, name: str, extra: list[str]) -> Path:
+    done = subprocess.run(
+        command(tmp_path, name, extra), cwd=REPO_ROOT, env=env(tmp_path),
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return tmp_path / "outputs" / "train" / name
+
+
+def killed_and_resumed(tmp_path: Path, name: str, extra: list[str], kills: list[float]) -> Path:
+    run = tmp_path / "outputs" / "train" / name
+    for delay in kills:
+        proc = subprocess.Popen(
+            command(tmp_path, name, extra), cwd=REPO_ROOT, env=env(tmp_path),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(delay)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        last = run / "checkpoints" / "last.ckpt"
+        if last.exists():
+            read_checkpoint(last)  # never unreadable, whenever the kill landed
+    return run_to_end(tmp_path, name, extra)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["simclr", "guide", "student"])
+def test_kill_9_at_random_points_resumes_to_the_uninterrupted_result(tmp_path, method):
+    extra: list[str] = []
+    if method == "guide":
+        extra = GUIDE
+    if method == "student":
+        guide = run_to_end(tmp_path, "the_guide", GUIDE)
+        extra = ["method=student", f"method.guide_checkpoint={guide}/checkpoints/last.ckpt"]
+    reference = params(run_to_end(tmp_path, "uninterrupted", extra))
+    rng = random.Random(f"kill-{method}")
+    kills = sorted(rng.uniform(4.0, 14.0) for _ in range(3))
+    resumed = params(killed_and_resumed(tmp_path, "killed", extra, kills))
+    assert reference.keys() == resumed.keys()
+    for key in reference:
+        assert torch.equal(reference[key], resumed[key]), key
