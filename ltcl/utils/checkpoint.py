@@ -55,6 +55,6 @@ def resolve_resume_path(ckpt_path: str | None, checkpoint_dir: str | os.PathLike
 
         raise ConfigError(
             f"ckpt_path={ckpt_path} does not exist: give an existing checkpoint, 'last' to "
-            "resume from this run's last.ckpt when present, or null to start fresh"
+            "resume from this run's last.ckpt when present, or ckpt_path=null to start fresh"
         )
     return str(ckpt_path)
