@@ -37,7 +37,7 @@ from ltcl.run_identity import (
 )
 from ltcl.utils.checkpoint import AtomicCheckpointIO, resolve_resume_path
 from ltcl.utils.console import quiet_console
-from ltcl.utils.hardware import resolve_precision
+from ltcl.utils.hardware import fit_threads_to_cores, resolve_precision
 from ltcl.utils.lock import run_directory_lock
 
 register_resolver()  # ${ltcl_run_hash:} in run_name, before Hydra composes anything
@@ -225,6 +225,9 @@ def _train(
     cfg: DictConfig, identity: dict[str, Any], resume: str | None, extra_callbacks: list | None
 ) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
+    if str(cfg.trainer.get("accelerator", "cpu")) == "cpu":
+        devices = cfg.trainer.get("devices", 1)
+        fit_threads_to_cores(devices if isinstance(devices, int) else 1)
     out = output_dir(cfg)
     checkpoint_dir = out / "checkpoints"
     out.mkdir(parents=True, exist_ok=True)

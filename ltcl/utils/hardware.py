@@ -50,3 +50,14 @@ def resolve_precision(precision: str | int, accelerator: str) -> tuple[str, str]
     if cpu_has_native_bf16():
         return "bf16-mixed", "auto: this CPU has native bf16"
     return "32-true", "auto: this CPU has no native bf16 (bf16 autocast would be ~5x slower)"
+
+
+def fit_threads_to_cores(processes: int) -> int | None:
+    """Set torch's intra-op threads so that processes x threads fits the usable cores (unless
+    OMP_NUM_THREADS says otherwise); returns the thread count set, or None."""
+    if os.environ.get("OMP_NUM_THREADS"):
+        return None
+    threads = max(1, usable_cpu_cores() // max(1, processes))
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads

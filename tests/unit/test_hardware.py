@@ -37,3 +37,17 @@ def test_precision_is_recorded(tmp_path):
     results = train(compose_train(tmp_path, [*tiny, "model.backbone.width=8"]))
     expected = "bf16-mixed" if hardware.cpu_has_native_bf16() else "32-true"
     assert results["precision"] == expected
+
+
+def test_threads_fit_the_cores_of_the_job(monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(hardware, "usable_cpu_cores", lambda: 4)
+    try:
+        assert hardware.fit_threads_to_cores(2) == 2 and torch.get_num_threads() == 2
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert hardware.fit_threads_to_cores(2) is None  # the user's setting wins
+    finally:
+        torch.set_num_threads(before)
