@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -65,3 +68,57 @@ class DieAtEpochStart(Callback):
     def on_train_epoch_start(self, trainer, pl_module):
         if trainer.current_epoch == self.epoch:
             raise Killed
+
+
+# ---- running the console commands as a user does -----------------------------------------
+BIN = Path(sys.executable).parent
+FAKE_SLURM = REPO_ROOT / "tests" / "fake_slurm"
+# A run of a few seconds on the embedded data.
+TINY_RUN = [
+    "trainer.max_epochs=1",
+    "trainer.enable_progress_bar=false",
+    "eval.protocols=[knn]",
+    "eval.plots=false",
+    "model.backbone.width=8",
+]
+# The guide on the embedded pool, with a round at the start and a short clustering.
+TINY_GUIDE = [
+    "method=guide",
+    "ood=embedded",
+    "ood.source.num_crops=200",
+    "sampler.warmup_epochs=0",
+    "sampler.kmeans_iterations=5",
+    "sampler.refine_iterations=5",
+]
+
+
+def console_env(tmp_path: Path, **extra: str) -> dict:
+    """Environment of a console command in a test: offline wandb, logs and data under
+    tmp_path, the fake SLURM commands first on PATH."""
+    env = {
+        **os.environ,
+        "WANDB_MODE": "disabled",
+        "LTCL_LOG_DIR": str(tmp_path / "outputs"),
+        "LTCL_DATA_DIR": str(tmp_path / "data"),
+        "LTCL_SHARED_DATA_DIR": str(SHARED_DATA),
+        "PATH": f"{FAKE_SLURM}:{BIN}:{os.environ.get('PATH', '')}",
+        "FAKE_SLURM_DIR": str(tmp_path / "slurm"),
+        **extra,
+    }
+    env.pop("HYDRA_FULL_ERROR", None)
+    return env
+
+
+def run_console(
+    command: str,
+    args: list[str],
+    tmp_path: Path,
+    cwd: Path = REPO_ROOT,
+    timeout: int = 600,
+    **env_extra: str,
+) -> subprocess.CompletedProcess:
+    """Run ltcl-train / ltcl-pipeline / ltcl-report as a user would; output captured."""
+    return subprocess.run(
+        [str(BIN / command), *args], cwd=cwd, env=console_env(tmp_path, **env_extra),
+        capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip

@@ -15,7 +15,7 @@ from hydra_plugins.ltcl_slurm_launcher.launcher import CheckedSlurmLauncher
 from ltcl.errors import ConfigError
 from ltcl.launcher import render_sbatch
 from ltcl.train import CONFIG_DIR, check_config
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, TINY_GUIDE
 
 TINY = [
     "model.backbone.width=8",
@@ -109,12 +109,7 @@ def test_optuna_sweep_of_two_trials_on_cpu(tmp_path):
     env = {**os.environ, "WANDB_MODE": "disabled", "LTCL_LOG_DIR": str(tmp_path)}
     command = [sys.executable, "-m", "ltcl.train", "hparams_search=stage1_few", *TINY]
     command += [
-        "method=guide",
-        "ood=embedded",
-        "ood.source.num_crops=200",
-        "sampler.warmup_epochs=0",
-        "sampler.kmeans_iterations=5",
-        "sampler.refine_iterations=5",
+        *TINY_GUIDE,
         "hydra.sweeper.n_trials=2",
         "hydra.sweeper.params={loss.beta:'interval(0.0, 1.0)',sampler.budget:'choice(50, 100)'}",
     ]

@@ -9,28 +9,18 @@ for GPUs this machine does not have); the test checks the script and stops the l
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO_ROOT, SHARED_DATA
+from tests.helpers import BIN, REPO_ROOT, TINY_RUN, console_env, run_console
 
-FAKE_SLURM = REPO_ROOT / "tests" / "fake_slurm"
-BIN = Path(sys.executable).parent
 SECTION = "### Sweeps, Optuna searches and SLURM clusters"
-TINY = [
-    "trainer.max_epochs=1",
-    "trainer.enable_progress_bar=false",
-    "eval.protocols=[knn]",
-    "eval.plots=false",
-    "model.backbone.width=8",
-]
+TINY = TINY_RUN
 
 
 def readme_commands() -> list[list[str]]:
@@ -57,18 +47,7 @@ def test_the_section_has_the_recipes_users_need():
 
 
 def env_for(tmp_path: Path, **extra) -> dict:
-    env = {
-        **os.environ,
-        "WANDB_MODE": "disabled",
-        "LTCL_LOG_DIR": str(tmp_path / "outputs"),
-        "LTCL_DATA_DIR": str(tmp_path / "data"),
-        "LTCL_SHARED_DATA_DIR": str(SHARED_DATA),
-        "PATH": f"{FAKE_SLURM}:{BIN}:{os.environ.get('PATH', '')}",
-        "FAKE_SLURM_DIR": str(tmp_path / "slurm"),
-        **extra,
-    }
-    env.pop("HYDRA_FULL_ERROR", None)
-    return env
+    return console_env(tmp_path, **extra)
 
 
 @pytest.mark.slow
@@ -88,14 +67,7 @@ def test_readme_recipe_runs_as_written(tmp_path, index):
         )
         assert done.returncode == 0, done.stderr[-3000:]
         args = [a.replace("outputs/", f"{tmp_path}/outputs/") for a in command[1:]]
-        done = subprocess.run(
-            [program, *args],
-            cwd=tmp_path,
-            env=env_for(tmp_path),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        done = run_console(command[0], args, tmp_path, cwd=tmp_path, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
         assert "pipeline" in done.stdout and "student" in done.stdout
         return
@@ -131,14 +103,7 @@ def test_readme_recipe_runs_as_written(tmp_path, index):
         if any(a.startswith("data.split.seed=0,1,2,3,4") for a in command):
             assert "#SBATCH --array=0-4" in script
         return
-    done = subprocess.run(
-        [program, *args],
-        cwd=tmp_path,
-        env=env_for(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    done = run_console(command[0], args, tmp_path, cwd=tmp_path, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     results = [json.loads(p.read_text()) for p in (tmp_path / "outputs").rglob("results.json")]
     sweep_size = 3 if "method.temperature=0.1,0.2,0.5" in command else 2

@@ -8,9 +8,7 @@ one-node allocation would), the only thing this machine cannot have.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,47 +18,22 @@ from ltcl.errors import ConfigError
 from ltcl.objective import check_objective, is_test_metric
 from ltcl.run_identity import SAFE_TO_CHANGE, run_hash, training_identity
 from ltcl.train import train
-from tests.helpers import REPO_ROOT, compose_train
+from tests.helpers import (
+    BIN,
+    REPO_ROOT,
+    TINY_GUIDE,
+    TINY_RUN,
+    compose_train,
+    console_env,
+    run_console,
+)
 
-FAKE_SLURM = REPO_ROOT / "tests" / "fake_slurm"
-BIN = Path(sys.executable).parent
-TINY = [
-    "trainer.max_epochs=1",
-    "trainer.enable_progress_bar=false",
-    "eval.protocols=[knn]",
-    "eval.plots=false",
-    "model.backbone.width=8",
-]
-TINY_GUIDE = [
-    "method=guide",
-    "ood=embedded",
-    "ood.source.num_crops=200",
-    "sampler.warmup_epochs=0",
-    "sampler.kmeans_iterations=5",
-    "sampler.refine_iterations=5",
-]
+TINY = TINY_RUN
 
 
 def ltcl(command: str, args: list[str], tmp_path: Path, timeout: int = 600, **env_extra):
     """Run a console command (ltcl-train, ltcl-pipeline) as a user would, logs under tmp_path."""
-    env = {
-        **os.environ,
-        "WANDB_MODE": "disabled",
-        "LTCL_LOG_DIR": str(tmp_path / "outputs"),
-        "LTCL_DATA_DIR": str(tmp_path / "data"),
-        "PATH": f"{FAKE_SLURM}:{BIN}:{os.environ.get('PATH', '')}",
-        "FAKE_SLURM_DIR": str(tmp_path / "slurm"),
-        **env_extra,
-    }
-    env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run(
-        [str(BIN / command), *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_console(command, args, tmp_path, timeout=timeout, **env_extra)
 
 
 def results_under(root: Path) -> list[dict]:
@@ -279,14 +252,7 @@ def test_slurm_multinode_job_script(tmp_path):
     proc = subprocess.Popen(
         [str(BIN / "ltcl-train"), *args],
         cwd=REPO_ROOT,
-        env={
-            **os.environ,
-            "WANDB_MODE": "disabled",
-            "LTCL_LOG_DIR": str(tmp_path / "outputs"),
-            "PATH": f"{FAKE_SLURM}:{BIN}:{os.environ.get('PATH', '')}",
-            "FAKE_SLURM_DIR": str(tmp_path / "slurm"),
-            "FAKE_SLURM_RUN": "0",
-        },
+        env=console_env(tmp_path, FAKE_SLURM_RUN="0"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
