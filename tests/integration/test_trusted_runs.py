@@ -287,7 +287,7 @@ def test_failed_slurm_job_reports_its_error_to_the_sweep(tmp_path):
     args = ["-m", "hydra/launcher=slurm", "hydra.launcher.partition=debug", *TINY_GUIDE, *TINY]
     done = ltcl("ltcl-train", [*args, "sampler.budget=100000"], tmp_path, timeout=300)
     assert done.returncode != 0
-    assert "the OOD budget (100000 images) is larger than the OOD pool" in done.stderr
+    assert "sampler.budget=100000 OOD images per round is larger than the OOD pool" in done.stderr
 
 
 def test_slurm_without_partition_names_the_field_and_submits_nothing(tmp_path):
