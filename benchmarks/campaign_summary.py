@@ -1,0 +1,76 @@
+"""Tables of the effectiveness campaign (benchmarks/campaign_cifar10_lt_cpu.sh), from its runs.
+
+    python benchmarks/campaign_summary.py <log dir> <out dir>
+
+Writes <out dir>/search.md (every trial: its overrides, the guide's and the student's
+*validation* kNN, wall time; the SimCLR reference at the same budget) and copies each final
+run's results.json into <out dir>/runs/ so that the final tables (ltcl-report) can be rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+
+def fmt(value) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def main(log_dir: str, out_dir: str) -> None:
+    log, out = Path(log_dir), Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = ["# Search trials (split 0, validation split; test numbers are not read)", ""]
+    ref = sorted((log / "campaign_search_ref").rglob("results.json"))
+    if ref:
+        r = json.loads(ref[0].read_text())
+        knn = r["val_metrics"]["knn"]
+        lines += [
+            f"SimCLR, {r['epochs']} epochs: val kNN All {fmt(knn['all'])}, Few {fmt(knn['few'])}, "
+            f"train {r['train_time_s']:.0f} s.",
+            "",
+        ]
+    lines += [
+        "| trial | overrides | guide / student epochs | guide val kNN All | student val kNN All | "
+        "student val kNN Few | wall s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    trials = []
+    for run in sorted((log / "campaign_search" / "multirun").glob("pipeline_*")):
+        student, guide = run / "student" / "results.json", run / "guide" / "results.json"
+        if not student.is_file():
+            continue
+        s, g = json.loads(student.read_text()), json.loads(guide.read_text())
+        overrides = OmegaConf.load(run / ".hydra" / "overrides.yaml")
+        tuned = [o for o in overrides if "=" in o and not o.startswith(("task_name", "data", "model",
+                 "trainer", "ood=", "ood.candidates", "eval", "hparams_search", "stages.total"))]  # fmt: skip
+        trials.append((run.stat().st_mtime, run.name[-8:], tuned, g, s))
+    for number, (_, name, tuned, g, s) in enumerate(sorted(trials)):
+        wall = (g.get("train_time_s") or 0) + (s.get("train_time_s") or 0)
+        lines.append(
+            f"| {number} ({name}) | {' '.join(tuned)} | {g['epochs']} / {s['epochs']} | "
+            f"{fmt(g['val_metrics']['knn']['all'])} | {fmt(s['val_metrics']['knn']['all'])} | "
+            f"{fmt(s['val_metrics']['knn']['few'])} | {wall:.0f} |"
+        )
+    best = log / "campaign_search" / "multirun" / "optimization_results.yaml"
+    if best.is_file():
+        b = OmegaConf.load(best)
+        lines += ["", f"Best (Optuna): value {b.best_value:.2f}, "
+                  + " ".join(f"{k}={v}" for k, v in b.best_params.items())]  # fmt: skip
+    (out / "search.md").write_text("\n".join(lines) + "\n")
+    runs = out / "runs"
+    for task in ("campaign_final", "campaign_final_random", "campaign_final_colt"):
+        for path in sorted((log / task).rglob("results.json")):
+            rel = path.relative_to(log / task)
+            target = runs / task / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])
