@@ -143,11 +143,13 @@ class GuideModule(ContrastiveModule):
         datamodule.set_ood_subset(self.sampler.picked, self.sampler.picked_labels)
         # Sizes are known now (the data is set up) and no step has run: a round that could not
         # fill its budget fails here, not W epochs in.
-        datamodule.setup("fit")
-        datamodule.ood_pool.setup()
-        self.sampler.config.check_sizes(
-            len(datamodule.train_set), len(datamodule.ood_pool.candidates(0))
-        )
+        # (Only when this run will reach a round: a run shorter than the warm-up never samples.)
+        if self.sampler.config.warmup_epochs < (self.trainer.max_epochs or 0):
+            datamodule.setup("fit")
+            datamodule.ood_pool.setup()
+            self.sampler.config.check_sizes(
+                len(datamodule.train_set), len(datamodule.ood_pool.candidates(0))
+            )
         if self.sampler.config.strategy == "colt":
             datamodule.setup("fit")
             self.tail_scores = TailScoreEMA(len(datamodule.train_set), self.sampler.config.colt_ema)
