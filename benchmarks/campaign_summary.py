@@ -21,6 +21,29 @@ def fmt(value) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
+def paired_differences(final: Path) -> str:
+    """Per split: the student minus SimCLR of the same pipeline run directory (same split,
+    same ID epochs), test kNN and probe (b), All and Few; then the mean and population std."""
+    rows, diffs = [], []
+    for run in sorted(final.glob("pipeline_*")):
+        s, b = run / "student" / "results.json", run / "simclr" / "results.json"
+        if not (s.is_file() and b.is_file()):
+            continue
+        s, b = json.loads(s.read_text()), json.loads(b.read_text())
+        d = [s["metrics"][p][f] - b["metrics"][p][f] for p in ("knn", "linear") for f in ("all", "few", "std")]
+        diffs.append(d)
+        rows.append(f"| {s['split_seed']} | " + " | ".join(f"{x:+.2f}" for x in d) + " |")
+    if not diffs:
+        return ""
+    import numpy as np
+
+    mean, std = np.mean(diffs, axis=0), np.std(diffs, axis=0)
+    head = ["| split | kNN All | kNN Few | kNN Std | probe (b) All | probe (b) Few | probe (b) Std |",
+            "|---|---|---|---|---|---|---|"]  # fmt: skip
+    tail = ["| mean ± std | " + " | ".join(f"{m:+.2f} ± {v:.2f}" for m, v in zip(mean, std)) + " |"]
+    return "\n".join(["Student minus SimCLR, same split and ID epochs (test):", "", *head, *rows, *tail]) + "\n"
+
+
 def main(log_dir: str, out_dir: str) -> None:
     log, out = Path(log_dir), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -62,6 +85,9 @@ def main(log_dir: str, out_dir: str) -> None:
         lines += ["", f"Best (Optuna): value {b.best_value:.2f}, "
                   + " ".join(f"{k}={v}" for k, v in b.best_params.items())]  # fmt: skip
     (out / "search.md").write_text("\n".join(lines) + "\n")
+    paired = paired_differences(log / "campaign_final" / "multirun")
+    (out / "paired.md").write_text(paired)
+    lines += ["", paired]
     runs = out / "runs"
     for task in ("campaign_final", "campaign_final_random", "campaign_final_colt"):
         for path in sorted((log / task).rglob("results.json")):
