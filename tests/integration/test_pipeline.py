@@ -153,3 +153,11 @@ def test_a_finished_stage_trained_with_other_settings_is_not_reused(tmp_path, mo
     monkeypatch.setattr(ltcl.pipeline, "train", lambda cfg: called.append(cfg.method.name) or {})
     run_pipeline(cfg)
     assert called == ["guide", "student"]
+
+
+def test_total_epochs_split_between_the_stages(tmp_path):
+    cfg = compose_train(tmp_path, ["stages.total_epochs=30", "stages.guide_share=0.25"], "pipeline")
+    assert ltcl.pipeline.stage_epochs(cfg) == (8, 22)
+    bad = compose_train(tmp_path, ["stages.total_epochs=30", "stages.guide_share=1.0"], "pipeline")
+    with pytest.raises(ConfigError, match="stages.guide_share"):
+        ltcl.pipeline.stage_epochs(bad)
