@@ -9,8 +9,13 @@
 #      directory), and the controls: SimCLR + randomly sampled OOD (sampler=random, beta 0,
 #      lambda_dd 0) and COLT's sampling rule (sampler=colt), each a guide run of the whole
 #      budget with the tuned OOD schedule;
-#   4. ltcl-report tables (test kNN and probe (b)) into benchmarks/results/campaign_cifar10_lt_cpu.
-# Resumable: every run has a stable directory and the study lives in sqlite.
+#   4. SimCLR at equal *images processed*: the method's guide sees one OOD image per ID image,
+#      so guide E/2 + student E/2 processes 1.5 E ID-epochs of images and the random / COLT
+#      controls 2 E; SimCLR trains 1.5 E and 2 E epochs on splits FINAL_SPLITS;
+#   5. ltcl-report tables (test kNN and probe (b)) into benchmarks/results/campaign_cifar10_lt_cpu.
+# Resumable: every run has a stable directory and the study lives in sqlite. STEPS picks the
+# steps (e.g. STEPS=3c,4 for the COLT control and the equal-images SimCLR only); a search with
+# more TRIALS continues the sqlite study where it stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
@@ -26,13 +31,20 @@ common=(
   trainer.enable_progress_bar=false trainer.check_val_every_n_epoch=1000
 )
 pool=(ood=tinyimagenet ood.candidates_per_round=20000)
+STEPS=${STEPS:-1,2,3,3r,3c,4,5}
 stamp() { echo "[campaign $(date +%H:%M:%S)] $*"; }
+want() { [[ ",$STEPS," == *",$1,"* ]]; }
+best="$LOG/campaign_search/multirun/optimization_results.yaml"
+[ -f "$best" ] || best="$OUT/search_best.yaml"
 
-stamp "1/4 SimCLR reference, split 0, $SEARCH_EPOCHS epochs"
+if want 1; then
+stamp "1/5 SimCLR reference, split 0, $SEARCH_EPOCHS epochs"
 "$BIN/ltcl-train" task_name=campaign_search_ref "${common[@]}" trainer.max_epochs="$SEARCH_EPOCHS" \
   data.split.seed=0 'eval.protocols=[knn]' eval.plots=false
+fi
 
-stamp "2/4 Optuna search, $TRIALS trials, split 0, $SEARCH_EPOCHS epochs per trial"
+if want 2; then
+stamp "2/5 Optuna search, $TRIALS trials, split 0, $SEARCH_EPOCHS epochs per trial"
 "$BIN/ltcl-pipeline" -m hparams_search=method_val task_name=campaign_search "${common[@]}" \
   "${pool[@]}" data.split.seed=0 stages.total_epochs="$SEARCH_EPOCHS" \
   hydra.sweeper.n_trials="$TRIALS" "hydra.sweeper.storage=sqlite:///$LOG/campaign_search.db" \
@@ -40,16 +52,20 @@ stamp "2/4 Optuna search, $TRIALS trials, split 0, $SEARCH_EPOCHS epochs per tri
 best="$LOG/campaign_search/multirun/optimization_results.yaml"
 cp "$best" "$OUT/search_best.yaml"
 "$BIN/ltcl-report" "$LOG/campaign_search/multirun" --metrics knn --group-by method config.task_name --out "$OUT/search" || true
+fi
 mapfile -t tuned < <("$BIN/python" benchmarks/best_params.py "$best")
 mapfile -t schedule < <("$BIN/python" benchmarks/best_params.py "$best" --only sampler. ood.)
 stamp "tuned: ${tuned[*]}"
 
-stamp "3/4 final: the method vs SimCLR, splits $FINAL_SPLITS, $FINAL_EPOCHS epochs"
+if want 3; then
+stamp "3/5 final: the method vs SimCLR, splits $FINAL_SPLITS, $FINAL_EPOCHS epochs"
 "$BIN/ltcl-pipeline" -m task_name=campaign_final "${common[@]}" "${pool[@]}" "${tuned[@]}" \
   stages.total_epochs="$FINAL_EPOCHS" stages.simclr.enabled=true data.split.seed="$FINAL_SPLITS" \
   'eval.protocols=[knn,linear_b]'
+fi
 for strategy in random colt; do
-  stamp "3/4 control: guide with sampler=$strategy, $FINAL_EPOCHS epochs"
+  want "3${strategy:0:1}" || continue
+  stamp "3/5 control: guide with sampler=$strategy, $FINAL_EPOCHS epochs"
   extra=()
   [ "$strategy" = random ] && extra=(loss.beta=0 loss.lambda_dd=0)
   "$BIN/ltcl-train" -m task_name=campaign_final_$strategy "${common[@]}" method=guide \
@@ -57,7 +73,21 @@ for strategy in random colt; do
     trainer.max_epochs="$FINAL_EPOCHS" data.split.seed="$FINAL_SPLITS" 'eval.protocols=[knn,linear_b]'
 done
 
-stamp "4/4 report"
-"$BIN/ltcl-report" "$LOG/campaign_final/multirun" "$LOG/campaign_final_random/multirun" \
-  "$LOG/campaign_final_colt/multirun" --metrics knn linear --group-by method config.task_name --out "$OUT/final"
+if want 4; then
+  for epochs in $((FINAL_EPOCHS * 3 / 2)) $((FINAL_EPOCHS * 2)); do
+    stamp "4/5 SimCLR at equal images processed: $epochs epochs, splits $FINAL_SPLITS"
+    "$BIN/ltcl-train" -m task_name=campaign_final_simclr_images "${common[@]}" \
+      trainer.max_epochs="$epochs" data.split.seed="$FINAL_SPLITS" 'eval.protocols=[knn,linear_b]'
+  done
+fi
+
+if want 5; then
+stamp "5/5 report"
+runs=()
+for d in campaign_final campaign_final_random campaign_final_colt campaign_final_simclr_images; do
+  [ -d "$LOG/$d/multirun" ] && runs+=("$LOG/$d/multirun")
+done
+"$BIN/ltcl-report" "${runs[@]}" --metrics knn linear --group-by method config.task_name \
+  config.trainer.max_epochs --out "$OUT/final"
+fi
 stamp done
