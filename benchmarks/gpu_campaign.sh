@@ -80,6 +80,6 @@ timeout 900 "$PY" -m ltcl.pipeline task_name=cmp "${common[@]}" "${pool[@]}" exp
 train task_name=cmp_colt "${common[@]}" method=guide "${pool[@]}" sampler=colt trainer.max_epochs=$CMP_EPOCHS \
   trainer.max_time=$T_CMP 'eval.protocols=[knn,linear_b]' > "$OUT/cmp_colt.log" 2>&1 &
 wait
-"$PY" -m ltcl.report.cli "$OUT/logs/cmp" "$OUT/logs/cmp_colt" --metrics knn linear \
+"$PY" -m ltcl.evaluation.report.cli "$OUT/logs/cmp" "$OUT/logs/cmp_colt" --metrics knn linear \
   --group-by method config.task_name --out "$OUT/comparison" > /dev/null
 stamp "done: $OUT/throughput.md, $OUT/concurrent.json, $OUT/comparison/report.md"

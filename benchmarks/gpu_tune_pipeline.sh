@@ -61,7 +61,7 @@ student F_delta0.7_k10 loss.delta=0.7 loss.k_pos=10 &
 student G_scratch method.init=scratch &
 student H_kpos0 loss.k_pos=0 &
 wait
-python3 -m ltcl.report.cli /tmp/ltcl-out/tune --metrics knn linear \
+python3 -m ltcl.evaluation.report.cli /tmp/ltcl-out/tune --metrics knn linear \
   --group-by config.run_name method --out "$OUT" > /dev/null 2>&1
 (cd /tmp/ltcl-out && find tune -name results.json -o -name pipeline.json | tar czf "$OUT/tune_results.tar.gz" -T -)
 for f in /tmp/*.log; do echo "== $f"; grep -E "^\[ltcl\]   |Error|error|Epoch|epoch" "$f" | tail -8; done >> "$OUT/tune_log.txt"

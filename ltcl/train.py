@@ -10,24 +10,22 @@ evaluated with `eval.protocols` (kNN and linear probe (b) by default) and the ru
 
 from __future__ import annotations
 
-import os
-import secrets
-import string
 import time
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
-from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.plugins.environments import SLURMEnvironment
-from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from ltcl.errors import ConfigError, LtclError, report_errors
-from ltcl.evaluate import evaluate_and_record
+from ltcl.checkpoints import AtomicCheckpointIO, resolve_resume_path
+from ltcl.config_checks import check_config
+from ltcl.errors import report_errors
+from ltcl.evaluation.protocols import evaluate_and_record
+from ltcl.loggers import build_loggers, log_results
 from ltcl.objective import check_objective, objective_value
 from ltcl.run_identity import (
     check_resume_matches,
@@ -35,9 +33,9 @@ from ltcl.run_identity import (
     register_resolver,
     training_identity,
 )
-from ltcl.utils.checkpoint import AtomicCheckpointIO, resolve_resume_path
 from ltcl.utils.console import quiet_console
 from ltcl.utils.hardware import fit_threads_to_cores, resolve_precision
+from ltcl.utils.instantiate import build
 from ltcl.utils.lock import run_directory_lock
 
 register_resolver()  # ${ltcl_run_hash:} in run_name, before Hydra composes anything
@@ -48,129 +46,6 @@ CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 def output_dir(cfg: DictConfig) -> Path:
     return Path(cfg.paths.output_dir)
-
-
-def check_config(cfg: DictConfig) -> None:
-    """Fail before any data is read when values are inconsistent."""
-    devices = cfg.trainer.get("devices", 1)
-    world = (devices if isinstance(devices, int) else 1) * cfg.trainer.get("num_nodes", 1)
-    if cfg.data.global_batch_size % world:
-        raise ConfigError(
-            f"data.global_batch_size={cfg.data.global_batch_size} does not divide by "
-            f"{world} processes (trainer.devices x trainer.num_nodes): choose a multiple of {world}"
-        )
-    accelerator = str(cfg.trainer.get("accelerator", "cpu"))
-    if accelerator in ("gpu", "cuda") and isinstance(devices, int) and devices > 0:
-        import torch
-
-        available = torch.cuda.device_count()
-        if devices > available:
-            raise ConfigError(
-                f"trainer.devices={devices} but this machine has {available} GPU(s): lower "
-                "trainer.devices, or use trainer=cpu / trainer=ddp_cpu without a GPU"
-            )
-    if accelerator == "cpu" and isinstance(devices, int) and devices > 1:
-        from ltcl.utils.hardware import usable_cpu_cores
-
-        cores = usable_cpu_cores()
-        if devices > cores:
-            raise ConfigError(
-                f"trainer.devices={devices} CPU processes but this job may use {cores} core(s): "
-                f"use trainer.devices<={cores} (each process then gets "
-                f"{max(1, cores // max(1, min(devices, cores)))} thread(s)), or a GPU trainer"
-            )
-    if cfg.trainer.get("use_distributed_sampler", False):
-        raise ConfigError(
-            "trainer.use_distributed_sampler must stay false: ltcl's samplers shard each global "
-            "batch across processes themselves (ltcl/data/samplers.py)"
-        )
-    for key, value in (("seed", cfg.get("seed")), ("data.split.seed", cfg.data.split.get("seed"))):
-        if value is not None and not (isinstance(value, int) and value >= 0):
-            raise ConfigError(f"{key} must be an integer >= 0, got {value!r}")
-    if cfg.data.global_batch_size < 2 * world:
-        raise ConfigError(
-            f"data.global_batch_size={cfg.data.global_batch_size}: a contrastive batch needs at "
-            f"least 2 images per process (negatives come from the batch); use 256 or more"
-        )
-    temperature = cfg.method.get("temperature")
-    if temperature is not None and not (isinstance(temperature, int | float) and temperature > 0):
-        raise ConfigError(
-            f"method.temperature must be a number > 0 (SimCLR uses 0.2), got {temperature!r}"
-        )
-    from ltcl.evaluate import PROTOCOLS
-
-    unknown = sorted(set(cfg.eval.get("protocols") or []) - set(PROTOCOLS))
-    if unknown:
-        raise ConfigError(
-            f"unknown eval.protocols {unknown}: choose from {list(PROTOCOLS)}, e.g. "
-            "eval.protocols=[knn,linear_b]"
-        )
-    if cfg.trainer.get("max_epochs", 1) < 1:
-        raise ConfigError(f"trainer.max_epochs must be >= 1, got {cfg.trainer.max_epochs}")
-
-
-def build(node: Any, **kwargs: Any) -> Any:
-    """hydra.utils.instantiate, but an ltcl error raised by the target surfaces as itself.
-
-    Hydra wraps every exception of a target in InstantiationException; ours already name
-    the problem and the fix, so they are re-raised unwrapped.
-    """
-    try:
-        return instantiate(node, **kwargs)
-    except InstantiationException as error:
-        if isinstance(error.__cause__, LtclError):
-            raise error.__cause__ from None
-        raise
-
-
-WANDB_ID_FILE = "wandb_run_id"
-
-
-def _is_wandb(node: Any) -> bool:
-    return str(node.get("_target_", "")).endswith("WandbLogger")
-
-
-def check_wandb_credentials(node: Any) -> None:
-    """An online wandb run without an API key would hang or fail mid-run: refuse it up front."""
-    mode = os.environ.get("WANDB_MODE", "").lower()
-    if node.get("offline") or mode in ("offline", "disabled", "dryrun"):
-        return
-    if os.environ.get("WANDB_API_KEY"):
-        return
-    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
-    if netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore"):
-        return
-    raise ConfigError(
-        "logger=wandb logs online but no W&B API key was found: set WANDB_API_KEY or run "
-        "`wandb login`; on a cluster without network use WANDB_MODE=offline and "
-        "`wandb sync <run dir>/wandb/offline-run-*` later"
-    )
-
-
-def wandb_run_id(out: Path, resuming: bool) -> str:
-    """The run's wandb id, kept in <run dir>/wandb_run_id so that a resumed (requeued) job
-    continues the same wandb run; a fresh start gets a new id."""
-    path = out / WANDB_ID_FILE
-    if resuming and path.is_file():
-        return path.read_text(encoding="utf-8").strip()
-    # wandb's own id format (8 characters of [a-z0-9]); its generator is not public API.
-    run_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
-    if rank_zero_only.rank == 0:  # only rank zero logs to wandb
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(run_id, encoding="utf-8")
-        os.replace(tmp, path)
-    return run_id
-
-
-def build_loggers(cfg: DictConfig, resuming: bool = False) -> list:
-    loggers = []
-    for node in (cfg.get("logger") or {}).values():
-        if _is_wandb(node):
-            check_wandb_credentials(node)
-            loggers.append(build(node, id=wandb_run_id(output_dir(cfg), resuming), resume="allow"))
-        else:
-            loggers.append(build(node))
-    return loggers
 
 
 def build_plugins() -> list:
@@ -297,32 +172,6 @@ def _train(
                 import wandb
 
                 wandb.finish()
-
-
-def log_results(loggers: list, results: dict[str, Any], out: Path) -> None:
-    """The final metrics (and, for wandb, the results table and plots) to every logger."""
-    flat = {
-        f"results/{protocol}/{field}": value
-        for protocol, values in (results.get("metrics") or {}).items()
-        if isinstance(values, dict)
-        for field, value in values.items()
-        if isinstance(value, int | float)
-    }
-    for logger in loggers:
-        if flat:
-            logger.log_metrics(flat)
-        if type(logger).__name__ == "WandbLogger":
-            rows = [
-                [p, *(v.get(f) for f in ("all", "many", "medium", "few", "std"))]
-                for p, v in (results.get("metrics") or {}).items()
-                if isinstance(v, dict) and "all" in v
-            ]
-            if rows:
-                columns = ["protocol", "all", "many", "medium", "few", "std"]
-                logger.log_table(key="results/table", columns=columns, data=rows)
-            plots = sorted(str(p) for p in out.glob("*.png"))
-            if plots:
-                logger.log_image(key="results/plots", images=plots)
 
 
 def final_evaluation(

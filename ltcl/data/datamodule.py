@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ltcl.data.samplers import EvalShardSampler, GlobalBatchShardSampler
+from ltcl.data.batch_sharding import EvalShardSampler, GlobalBatchShardSampler
 from ltcl.data.sources import ImageSource, extract_archive, image_folder
 from ltcl.data.splits import (
     LongTailSplit,
@@ -403,7 +403,7 @@ class LongTailDataModule(L.LightningDataModule):
     def _loader(
         self, dataset: Dataset, batch_size: int, train: bool, stream: int = 0
     ) -> DataLoader:
-        # Our samplers shard across processes themselves (ltcl/data/samplers.py), so that the
+        # Our samplers shard across processes themselves (ltcl/data/batch_sharding.py), so that the
         # global batch does not depend on the number of processes; the trainer configs set
         # use_distributed_sampler: false.
         rank, world = self._rank_and_world()
@@ -424,7 +424,7 @@ class LongTailDataModule(L.LightningDataModule):
         )
 
     def attach_ood_pool(self, pool) -> None:
-        """Give stage 1 an :class:`~ltcl.data.ood.OODPoolDataModule` to sample from."""
+        """Give stage 1 an :class:`~ltcl.data.ood_pool.OODPoolDataModule` to sample from."""
         self.ood_pool = pool
 
     def set_ood_subset(self, picked: np.ndarray, pseudo_labels: np.ndarray) -> None:

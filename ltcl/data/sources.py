@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from ltcl.errors import ConfigError, DataError
+from ltcl.utils.files import atomic_write, atomic_write_text
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -312,13 +313,7 @@ def _fingerprint(
 
 
 def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda handle: np.save(handle, array))
 
 
 def _pool_context() -> Any:
@@ -833,10 +828,10 @@ def extract_archive(archive_path: str | os.PathLike, dest_dir: str | os.PathLike
                     f"extracted from {arc.name} by ltcl: remove them or choose "
                     "another destination folder"
                 )
-            _atomic_write_text(pending, json.dumps({"tops": tops}))
+            atomic_write_text(pending, json.dumps({"tops": tops}))
             for t in tops:
                 os.replace(tmp / t, dest / t)
-            _atomic_write_text(marker, json.dumps({**stamp, "tops": tops}))
+            atomic_write_text(marker, json.dumps({**stamp, "tops": tops}))
             pending.unlink(missing_ok=True)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -866,15 +861,6 @@ def _remove(p: Path) -> None:
         shutil.rmtree(p, ignore_errors=True)
     else:
         p.unlink(missing_ok=True)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class _FileLock:

@@ -13,7 +13,6 @@ import io
 import json
 import math
 import os
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ltcl.errors import ConfigError, DataError
+from ltcl.utils.files import atomic_write_bytes
 
 __all__ = [
     "LongTailSplit",
@@ -259,18 +259,6 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def split_fingerprint(split: LongTailSplit) -> str:
     """sha256 of the split's index arrays (train, val, balanced): two splits with the same class
     counts but other images (another split seed) differ here."""
@@ -299,14 +287,14 @@ def save_split(split: LongTailSplit, directory: str | os.PathLike) -> dict[str, 
         arr = np.ascontiguousarray(getattr(split, name), dtype=np.int64)
         np.save(buf, arr)
         data = buf.getvalue()
-        _atomic_write_bytes(d / f"{name}.npy", data)
+        atomic_write_bytes(d / f"{name}.npy", data)
         files[name] = {
             "file": f"{name}.npy",
             "sha256": hashlib.sha256(data).hexdigest(),
             "length": len(arr),
         }
     manifest = {"format": _FORMAT, **split.to_dict(), "files": files}
-    _atomic_write_bytes(d / "split.json", (json.dumps(manifest, indent=2) + "\n").encode())
+    atomic_write_bytes(d / "split.json", (json.dumps(manifest, indent=2) + "\n").encode())
     return manifest
 
 

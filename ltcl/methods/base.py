@@ -19,7 +19,7 @@ from torch import nn
 
 from ltcl.data.splits import split_fingerprint
 from ltcl.errors import ConfigError, TrainingError
-from ltcl.metrics.knn import group_accuracies, knn_predict, per_class_accuracy
+from ltcl.evaluation.knn import group_accuracies, knn_predict, per_class_accuracy
 from ltcl.models.backbones import build_backbone
 from ltcl.models.projector import Projector
 from ltcl.optim import parameter_groups, scaled_learning_rate, warmup_cosine_factor

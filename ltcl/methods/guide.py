@@ -1,7 +1,7 @@
 """Stage 1: the guiding network f, trained on long-tailed ID data plus sampled OOD data.
 
 Thin: the losses (:func:`ltcl.losses.psd_loss`, :mod:`ltcl.losses.domain`), the clustering
-and the OOD selection (:class:`ltcl.ood_sampler.OODSampler`) are plain PyTorch elsewhere.
+and the OOD selection (:class:`ltcl.ood.rounds.OODSampler`) are plain PyTorch elsewhere.
 This module runs a sampling round at the end of every epoch that precedes a round epoch
 (W, W + R, ...; with W = 0 the first round runs at fit start), so that the reloaded training loader of the next epoch mixes ID views with
 the newly sampled OOD views; it keeps the sampler's state in the checkpoint.
@@ -29,9 +29,9 @@ from ltcl.data.datamodule import EvalDataset
 from ltcl.errors import ConfigError
 from ltcl.losses.domain import DomainHead, domain_bce_loss, domain_supcon_loss
 from ltcl.losses.psd import psd_loss
-from ltcl.losses.tail_score import TailScoreEMA, topk_negative_mass
 from ltcl.methods.base import ContrastiveModule
-from ltcl.ood_sampler import OODSampler, SamplerConfig
+from ltcl.ood.rounds import OODSampler, SamplerConfig
+from ltcl.ood.tail_score import TailScoreEMA, topk_negative_mass
 from ltcl.utils.distributed import gather_no_grad
 
 DOMAIN_LOSSES = ("bce", "supcon")

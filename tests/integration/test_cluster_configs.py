@@ -12,9 +12,10 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from hydra_plugins.ltcl_slurm_launcher.launcher import CheckedSlurmLauncher
+from ltcl.config_checks import check_config
 from ltcl.errors import ConfigError
 from ltcl.launcher import render_sbatch
-from ltcl.train import CONFIG_DIR, check_config
+from ltcl.train import CONFIG_DIR
 from tests.helpers import REPO_ROOT, TINY_GUIDE
 
 TINY = [

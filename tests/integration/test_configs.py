@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from ltcl.data.datamodule import LongTailDataModule
-from ltcl.data.ood import OODPoolDataModule
+from ltcl.data.ood_pool import OODPoolDataModule
 from ltcl.train import CONFIG_DIR
 from tests.helpers import compose_train
 

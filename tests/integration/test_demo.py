@@ -2,7 +2,7 @@
 
 import json
 
-from ltcl.report.cli import main as report_main
+from ltcl.evaluation.report.cli import main as report_main
 from ltcl.train import train
 from tests.helpers import compose_train
 

@@ -9,7 +9,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import open_dict
 
 from ltcl.errors import ConfigError
-from ltcl.eval import evaluate_checkpoint
+from ltcl.evaluation.cli import evaluate_checkpoint
 from ltcl.train import CONFIG_DIR, train
 from tests.helpers import REPO_ROOT, compose_train
 

@@ -196,7 +196,7 @@ def test_multirun_over_split_seeds_and_report(tmp_path):
         "simclr_digits_lt_r10_split1_seed0",
     ]
     report = subprocess.run(
-        [sys.executable, "-m", "ltcl.report.cli", str(tmp_path / "train" / "multirun")],
+        [sys.executable, "-m", "ltcl.evaluation.report.cli", str(tmp_path / "train" / "multirun")],
         capture_output=True,
         text=True,
         timeout=120,

@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from ltcl.clustering import (
+from ltcl.errors import ConfigError, DataError
+from ltcl.ood.clustering import (
     _reseed_empty,
     cluster_id_embeddings,
     cluster_kl_loss,
@@ -17,7 +18,6 @@ from ltcl.clustering import (
     student_t_assignments,
     target_distribution,
 )
-from ltcl.errors import ConfigError, DataError
 
 # ---------------------------------------------------------------------------------------------
 # Slow references written directly from the equations in docs/method.md (double precision)

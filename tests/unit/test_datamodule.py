@@ -6,7 +6,7 @@ import torch
 
 from ltcl.data.datamodule import LongTailDataModule, carve_balanced
 from ltcl.data.embedded import digits_long_tailed_source, sample_photo_crops
-from ltcl.data.ood import OODPoolDataModule
+from ltcl.data.ood_pool import OODPoolDataModule
 from ltcl.errors import ConfigError, DataError
 
 SPLIT = {"imbalance_ratio": 10, "n_max": 100, "val_per_class": 20, "seed": 0}

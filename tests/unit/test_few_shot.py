@@ -7,7 +7,7 @@ import pytest
 
 from ltcl.data.splits import exponential_profile
 from ltcl.errors import ConfigError, DataError
-from ltcl.metrics.few_shot import (
+from ltcl.evaluation.few_shot import (
     FewShotSubsets,
     balanced_subset,
     few_shot_subsets,

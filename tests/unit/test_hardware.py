@@ -2,8 +2,8 @@
 
 import pytest
 
+from ltcl.config_checks import check_config
 from ltcl.errors import ConfigError
-from ltcl.train import check_config
 from ltcl.utils import hardware
 from tests.helpers import compose_train
 

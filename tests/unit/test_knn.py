@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from ltcl.metrics.knn import group_accuracies, knn_predict, per_class_accuracy
+from ltcl.evaluation.knn import group_accuracies, knn_predict, per_class_accuracy
 
 
 def reference_knn(queries, bank, labels, num_classes, k, t):

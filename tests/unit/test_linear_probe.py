@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ltcl.errors import ConfigError, DataError
-from ltcl.metrics.knn import per_class_accuracy
-from ltcl.metrics.linear_probe import (
+from ltcl.evaluation.knn import per_class_accuracy
+from ltcl.evaluation.linear_probe import (
     ProbeResult,
     _new_head,
     _softmax_regression_grad,

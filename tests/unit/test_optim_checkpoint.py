@@ -8,7 +8,7 @@ from torch import nn
 
 from ltcl.errors import ConfigError
 from ltcl.optim import LARS, parameter_groups, scaled_learning_rate, warmup_cosine_factor
-from ltcl.utils import checkpoint as ckpt
+from ltcl import checkpoints as ckpt
 
 
 def test_no_weight_decay_on_bias_and_norm():

@@ -1,4 +1,4 @@
-"""ltcl.report: aggregation over runs, the ltcl-report command, plots and the inspection notebook."""
+"""ltcl.evaluation.report: aggregation over runs, the ltcl-report command, plots and the inspection notebook."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ltcl.errors import ConfigError, DataError
-from ltcl.report import (
+from ltcl.evaluation.report import (
     aggregate,
     find_results,
     load_results,
@@ -24,7 +24,7 @@ from ltcl.report import (
     to_markdown,
     write_all_plots,
 )
-from ltcl.report.cli import main
+from ltcl.evaluation.report.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO_ROOT / "notebooks" / "inspect_run.ipynb"

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ltcl.errors import ConfigError
-from ltcl.losses.tail_score import TailScoreEMA, topk_negative_mass
+from ltcl.ood.tail_score import TailScoreEMA, topk_negative_mass
 
 
 def reference_scores(z1, z2, tau, k):

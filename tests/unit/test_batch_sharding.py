@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ltcl.data.samplers import EvalShardSampler, GlobalBatchShardSampler
+from ltcl.data.batch_sharding import EvalShardSampler, GlobalBatchShardSampler
 from ltcl.errors import ConfigError
 
 

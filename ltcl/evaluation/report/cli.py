@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ltcl.errors import DataError, LtclError
-from ltcl.report.aggregate import (
+from ltcl.evaluation.report.aggregate import (
     DEFAULT_GROUP_BY,
     DEFAULT_METRICS,
     aggregate,

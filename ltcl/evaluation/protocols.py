@@ -30,14 +30,14 @@ from torch.utils.data import DataLoader
 
 from ltcl.data.datamodule import EvalDataset, LongTailDataModule
 from ltcl.errors import ConfigError
-from ltcl.metrics.few_shot import few_shot_subsets
-from ltcl.metrics.knn import group_accuracies, knn_predict, per_class_accuracy
-from ltcl.metrics.linear_probe import (
+from ltcl.evaluation.few_shot import few_shot_subsets
+from ltcl.evaluation.knn import group_accuracies, knn_predict, per_class_accuracy
+from ltcl.evaluation.linear_probe import (
     probe_on_features,
     probe_train_transform,
     probe_with_frozen_backbone,
 )
-from ltcl.results import build_results, format_summary, write_results
+from ltcl.evaluation.results import build_results, format_summary, write_results
 
 PROTOCOLS = ("knn", "linear_b", "linear_a", "few_shot")
 
@@ -291,7 +291,7 @@ def evaluate_and_record(
     """Evaluate, then write results.json and the plots to `out_dir` and print the summary.
 
     `eval_options` is the resolved `eval` config group; `result_fields` go to
-    :func:`ltcl.results.build_results` (method, config, seed, epochs, ...).
+    :func:`ltcl.evaluation.results.build_results` (method, config, seed, epochs, ...).
     """
     evaluation = evaluate_backbone(
         backbone,

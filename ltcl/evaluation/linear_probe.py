@@ -8,7 +8,7 @@
   epochs, weight decay 5e-6, batch 1000. There is no validation: the last epoch is tested.
 
 Both return a :class:`ProbeResult` whose :meth:`ProbeResult.summary` gives All / Many / Medium /
-Few / Std in the peers' definitions (:func:`ltcl.metrics.knn.group_accuracies`).
+Few / Std in the peers' definitions (:func:`ltcl.evaluation.knn.group_accuracies`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ltcl.errors import ConfigError, DataError
-from ltcl.metrics.knn import group_accuracies, per_class_accuracy
+from ltcl.evaluation.knn import group_accuracies, per_class_accuracy
 
 __all__ = [
     "ProbeResult",

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from ltcl.checkpoints import check_data_matches, load_backbone
 from ltcl.data.splits import split_fingerprint
 from ltcl.errors import ConfigError, report_errors
-from ltcl.evaluate import evaluate_and_record
+from ltcl.evaluation.protocols import evaluate_and_record
 from ltcl.train import CONFIG_DIR
 
 

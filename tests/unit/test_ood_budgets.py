@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ltcl.errors import ConfigError, DataError
-from ltcl.sampling import (
+from ltcl.ood.budgets import (
     gap_budgets,
     pick_by_score,
     pick_nearest_to_centres,

@@ -12,7 +12,6 @@ Schema (accuracies in %):
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from pathlib import Path
@@ -20,6 +19,8 @@ from typing import Any
 
 import lightning as L
 import torch
+
+from ltcl.utils.files import atomic_write_json
 
 GROUP_KEYS = ("all", "many", "medium", "few", "std")
 
@@ -71,10 +72,7 @@ def build_results(
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Atomic write, so that a reader (ltcl-report, a sweeper) never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=float))
-    os.replace(tmp, path)
+    atomic_write_json(path, payload)
 
 
 def write_results(
@@ -89,7 +87,7 @@ def write_results(
     write_json(run_dir / "results.json", results)
     written = [run_dir / "results.json"]
     if plots and results.get("metrics"):
-        from ltcl.report.plots import write_all_plots
+        from ltcl.evaluation.report.plots import write_all_plots
 
         feats, labels = features if features is not None else (None, None)
         written += write_all_plots(

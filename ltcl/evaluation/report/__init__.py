@@ -1,10 +1,10 @@
 """Reports of finished runs: plots of one run and mean ± std tables over many.
 
-The ``ltcl-report`` command (``ltcl.report.cli``) wraps :func:`find_results`,
+The ``ltcl-report`` command (``ltcl.evaluation.report.cli``) wraps :func:`find_results`,
 :func:`aggregate` and :func:`to_markdown` for a multirun directory.
 """
 
-from ltcl.report.aggregate import (
+from ltcl.evaluation.report.aggregate import (
     aggregate,
     find_results,
     load_results,
@@ -12,7 +12,7 @@ from ltcl.report.aggregate import (
     to_csv,
     to_markdown,
 )
-from ltcl.report.plots import (
+from ltcl.evaluation.report.plots import (
     plot_embedding_2d,
     plot_group_bars,
     plot_per_class_accuracy,

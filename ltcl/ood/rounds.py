@@ -16,15 +16,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from ltcl.clustering import cluster_id_embeddings, student_t_assignments
 from ltcl.errors import ConfigError
-from ltcl.sampling import (
+from ltcl.ood.budgets import (
     gap_budgets,
     pick_by_score,
     pick_nearest_to_centres,
     pick_random,
     softmax_tail_budgets,
 )
+from ltcl.ood.clustering import cluster_id_embeddings, student_t_assignments
 
 STRATEGIES = ("kl_cluster", "colt", "random")
 
