@@ -6,8 +6,8 @@
 #      budget) on split 0, maximising the student's *validation* kNN accuracy;
 #   3. the best trial's settings at the final budget on splits FINAL_SPLITS (never tuned on),
 #      against SimCLR at the same number of ID epochs (stages.simclr in the same run
-#      directory), and the controls: SimCLR + randomly sampled OOD (sampler=random, beta 0,
-#      lambda_dd 0) and COLT's sampling rule (sampler=colt), each a guide run of the whole
+#      directory), and the controls: SimCLR + randomly sampled OOD (method/sampler=random, beta 0,
+#      lambda_dd 0) and COLT's sampling rule (method/sampler=colt), each a guide run of the whole
 #      budget with the tuned OOD schedule;
 #   4. SimCLR at equal *images processed*: the method's guide sees one OOD image per ID image,
 #      so guide E/2 + student E/2 processes 1.5 E ID-epochs of images and the random / COLT
@@ -65,11 +65,11 @@ stamp "3/5 final: the method vs SimCLR, splits $FINAL_SPLITS, $FINAL_EPOCHS epoc
 fi
 for strategy in random colt; do
   want "3${strategy:0:1}" || continue
-  stamp "3/5 control: guide with sampler=$strategy, $FINAL_EPOCHS epochs"
+  stamp "3/5 control: guide with method/sampler=$strategy, $FINAL_EPOCHS epochs"
   extra=()
-  [ "$strategy" = random ] && extra=(loss.beta=0 loss.lambda_dd=0)
+  [ "$strategy" = random ] && extra=(method.beta=0 method.lambda_dd=0)
   "$BIN/ltcl-train" -m task_name=campaign_final_$strategy "${common[@]}" method=guide \
-    "${pool[@]}" sampler=$strategy "${schedule[@]}" "${extra[@]}" \
+    "${pool[@]}" method/sampler=$strategy "${schedule[@]}" "${extra[@]}" \
     trainer.max_epochs="$FINAL_EPOCHS" data.split.seed="$FINAL_SPLITS" 'eval.protocols=[knn,linear_b]'
 done
 

@@ -20,7 +20,7 @@ mkdir -p "$OUT/runs"
 if [ "$DRY" = 1 ]; then
   PY=${PY:-.venv/bin/python}
   common=(data=embedded model=small model.backbone.width=8 trainer=cpu data.global_batch_size=64)
-  pool=(ood=embedded ood.source.num_crops=200 sampler.budget=100 sampler.warmup_epochs=1 sampler.interval=1)
+  pool=(ood=embedded ood.source.num_crops=200 method.sampler.budget=100 method.sampler.warmup_epochs=1 method.sampler.interval=1)
   plain=(--data embedded --model small_convnet --width 8 --batch 64 --workers 1 --seconds 3)
   T_RUN=00:00:00:20; T_CMP=00:00:00:30; EPOCHS=2; CMP_EPOCHS=2; CONCURRENT=${CONCURRENT:-2}; TEST_CAP=120
 else
@@ -77,7 +77,7 @@ stamp "4/4 comparison: SimCLR vs the method vs COLT's rule, split 0, equal budge
 timeout 900 "$PY" -m ltcl.pipeline task_name=cmp "${common[@]}" "${pool[@]}" experiment=method_tuned_cpu \
   stages.simclr.enabled=true stages.total_epochs=$CMP_EPOCHS trainer.max_time=$T_CMP \
   trainer.enable_progress_bar=false 'eval.protocols=[knn,linear_b]' > "$OUT/cmp_pipeline.log" 2>&1 &
-train task_name=cmp_colt "${common[@]}" method=guide "${pool[@]}" sampler=colt trainer.max_epochs=$CMP_EPOCHS \
+train task_name=cmp_colt "${common[@]}" method=guide "${pool[@]}" method/sampler=colt trainer.max_epochs=$CMP_EPOCHS \
   trainer.max_time=$T_CMP 'eval.protocols=[knn,linear_b]' > "$OUT/cmp_colt.log" 2>&1 &
 wait
 "$PY" -m ltcl.evaluation.report.cli "$OUT/logs/cmp" "$OUT/logs/cmp_colt" --metrics knn linear \

@@ -29,7 +29,7 @@ PY
 echo "decoded after $(( $(date +%s) - started )) s" | tee -a "$OUT/tune_log.txt"
 common=(data=cifar10_lt_folder data.split.seed=0 model=small trainer=gpu
   trainer.check_val_every_n_epoch=10 trainer.enable_progress_bar=false data.global_batch_size=256
-  sampler.warmup_epochs=10 sampler.interval=10 sampler.budget=5000
+  method.sampler.warmup_epochs=10 method.sampler.interval=10 method.sampler.budget=5000
   'eval.protocols=[knn,linear_b]' eval.plots=false ckpt_path=null task_name=tune
   trainer.max_time=${STAGE_MAX_TIME:-00:00:02:00})
 pipe() {  # name, overrides...
@@ -42,7 +42,7 @@ student() {  # name, overrides... (guide of run B)
   local name=$1; shift
   timeout "${PHASE_S:-300}" python3 -m ltcl.train "${common[@]}" method=student trainer.max_epochs=50 \
     method.guide_checkpoint=/tmp/ltcl-out/tune/B_beta0.25/guide/checkpoints/last.ckpt \
-    loss.beta=0.25 run_name="$name" "$@" > "/tmp/$name.log" 2>&1
+    method.beta=0.25 run_name="$name" "$@" > "/tmp/$name.log" 2>&1
   echo "$name rc=$? at $(( $(date +%s) - started )) s" | tee -a "$OUT/tune_log.txt"
 }
 simclr() {
@@ -52,14 +52,14 @@ simclr() {
 }
 simclr &
 pipe A_default &
-pipe B_beta0.25 loss.beta=0.25 &
-pipe C_beta0 loss.beta=0 &
-pipe D_beta0.25_K2000 loss.beta=0.25 sampler.budget=2000 &
+pipe B_beta0.25 method.beta=0.25 &
+pipe C_beta0 method.beta=0 &
+pipe D_beta0.25_K2000 method.beta=0.25 method.sampler.budget=2000 &
 wait
-student E_dl0.1 loss.lambda_dl=0.1 &
-student F_delta0.7_k10 loss.delta=0.7 loss.k_pos=10 &
+student E_dl0.1 method.lambda_dl=0.1 &
+student F_delta0.7_k10 method.delta=0.7 method.k_pos=10 &
 student G_scratch method.init=scratch &
-student H_kpos0 loss.k_pos=0 &
+student H_kpos0 method.k_pos=0 &
 wait
 python3 -m ltcl.evaluation.report.cli /tmp/ltcl-out/tune --metrics knn linear \
   --group-by config.run_name method --out "$OUT" > /dev/null 2>&1

@@ -9,11 +9,11 @@ EPOCHS=${EPOCHS:-50}
   data=cifar10_lt_folder ood=tinyimagenet model=small trainer=cpu \
   trainer.max_epochs="$EPOCHS" trainer.check_val_every_n_epoch=10 trainer.enable_progress_bar=false \
   data.global_batch_size=256 \
-  sampler=kl_cluster sampler.warmup_epochs=10 sampler.interval=10 sampler.budget=5000 \
+  method/sampler=kl_cluster method.sampler.warmup_epochs=10 method.sampler.interval=10 method.sampler.budget=5000 \
   ood.candidates_per_round=20000 \
   'eval.protocols=[knn,linear_b]' ckpt_path=null \
-  'run_name=guide_${sampler.strategy}_dd${loss.lambda_dd}_beta${loss.beta}_split${data.split.seed}' \
-  loss.beta=0.0,0.25 "$@"
+  'run_name=guide_${method.sampler.strategy}_dd${method.lambda_dd}_beta${method.beta}_split${data.split.seed}' \
+  method.beta=0.0,0.25 "$@"
 .venv/bin/ltcl-report outputs/guide_ablation/multirun outputs/guide_vs_simclr/multirun/guide_cifar10_lt_r100_split0_seed0 \
-  --metrics knn linear --group-by config.sampler.strategy config.loss.lambda_dd config.loss.beta \
+  --metrics knn linear --group-by config.sampler.strategy config.method.lambda_dd config.method.beta \
   --out benchmarks/results/guide_ablation_cifar10_lt_cpu

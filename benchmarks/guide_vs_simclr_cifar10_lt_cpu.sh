@@ -19,8 +19,8 @@ EPOCHS=${EPOCHS:-50}
   trainer.check_val_every_n_epoch=10 \
   trainer.enable_progress_bar=false \
   data.global_batch_size=256 \
-  sampler=kl_cluster sampler.warmup_epochs=10 sampler.interval=10 sampler.budget=5000 \
-  loss.beta=1.0 \
+  method/sampler=kl_cluster method.sampler.warmup_epochs=10 method.sampler.interval=10 method.sampler.budget=5000 \
+  method.beta=1.0 \
   ood.candidates_per_round=20000 \
   'eval.protocols=[knn,linear_b]' \
   ckpt_path=null \

@@ -15,9 +15,9 @@ ablate() {  # run name, overrides...
     ckpt_path=null method.guide_checkpoint="$guide_ckpt" run_name="$name" "$@"
 }
 ablate student_full
-ablate student_no_guided_positives loss.k_pos=0
-ablate student_no_force_weights loss.attraction_weights=false loss.repulsion_weights=false
-ablate student_no_distillation loss.lambda_dl=0
+ablate student_no_guided_positives method.k_pos=0
+ablate student_no_force_weights method.attraction_weights=false method.repulsion_weights=false
+ablate student_no_distillation method.lambda_dl=0
 ablate student_from_scratch method.init=scratch
 .venv/bin/ltcl-report outputs/student_ablation --metrics knn linear --group-by method config.run_name \
   --out benchmarks/results/student_ablation_cifar10_lt_cpu

@@ -62,5 +62,10 @@ def check_config(cfg: DictConfig) -> None:
             f"unknown eval.protocols {unknown}: choose from {list(PROTOCOLS)}, e.g. "
             "eval.protocols=[knn,linear_b]"
         )
+    if cfg.method.get("sampler") is not None and not cfg.get("ood"):
+        raise ConfigError(
+            f"method={cfg.method.get('name')} samples OOD images and needs an OOD pool: add "
+            "ood=tinyimagenet (CIFAR) or ood=embedded (the demo data)"
+        )
     if cfg.trainer.get("max_epochs", 1) < 1:
         raise ConfigError(f"trainer.max_epochs must be >= 1, got {cfg.trainer.max_epochs}")

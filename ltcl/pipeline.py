@@ -25,7 +25,6 @@ from ltcl.run_identity import run_hash
 from ltcl.train import CONFIG_DIR, in_sweep, train
 
 RESULTS_NAME = "results.json"
-STAGES = ("guide", "student", "simclr")
 
 
 def stage_config(cfg: DictConfig, stage: str, run_dir: Path) -> DictConfig:
@@ -48,8 +47,19 @@ def stage_config(cfg: DictConfig, stage: str, run_dir: Path) -> DictConfig:
                 epochs if epochs is not None else guide_epochs + student_epochs
             )
             stage_cfg.ood = None
+        elif stage in (cfg.stages.get("peers") or {}):
+            stage_cfg.method = cfg.stages.peers[stage]
+            epochs = cfg.stages.get("compare_epochs")
+            stage_cfg.trainer.max_epochs = (
+                epochs if epochs is not None else guide_epochs + student_epochs
+            )
+            if stage_cfg.method.get("sampler") is None:
+                stage_cfg.ood = None  # only a peer that samples OOD images sees the pool
         else:
-            raise ConfigError(f"unknown pipeline stage '{stage}': use one of {STAGES}")
+            peers = sorted(cfg.stages.get("peers") or {})
+            raise ConfigError(
+                f"unknown pipeline stage '{stage}': stages.compare takes peers from {peers}"
+            )
         del stage_cfg["stages"]  # a stage is a plain ltcl-train run: its identity has no stages
     return stage_cfg
 
@@ -90,9 +100,18 @@ def finished_results(stage_dir: Path, epochs: int, expected_hash: str) -> dict[s
 
 
 def planned_stages(cfg: DictConfig) -> list[str]:
+    """guide, student, then SimCLR (stages.simclr.enabled) and every peer of stages.compare."""
     stages = ["guide", "student"]
     if cfg.stages.get("simclr") and cfg.stages.simclr.get("enabled"):
         stages.append("simclr")
+    peers = cfg.stages.get("peers") or {}
+    for name in cfg.stages.get("compare") or []:
+        if name not in peers:
+            raise ConfigError(
+                f"stages.compare lists '{name}', which is not a peer: choose from {sorted(peers)}"
+            )
+        if name not in stages:
+            stages.append(name)
     return stages
 
 
@@ -110,10 +129,11 @@ def check_pipeline_config(cfg: DictConfig) -> None:
 def run_pipeline(cfg: DictConfig) -> dict[str, Any]:
     """Run (or reuse) every stage; write pipeline.json; return {stage: results}."""
     check_pipeline_config(cfg)
+    planned = planned_stages(cfg)  # an unknown peer fails here, before any training
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {}
-    for stage in planned_stages(cfg):
+    for stage in planned:
         stage_cfg = stage_config(cfg, stage, run_dir)
         # ckpt_path=null means "start fresh" for the pipeline too: no stage is reused.
         results = None

@@ -86,9 +86,9 @@ TINY_GUIDE = [
     "method=guide",
     "ood=embedded",
     "ood.source.num_crops=200",
-    "sampler.warmup_epochs=0",
-    "sampler.kmeans_iterations=5",
-    "sampler.refine_iterations=5",
+    "method.sampler.warmup_epochs=0",
+    "method.sampler.kmeans_iterations=5",
+    "method.sampler.refine_iterations=5",
 ]
 
 

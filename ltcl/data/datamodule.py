@@ -20,6 +20,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader, Dataset
 
 from ltcl.data.batch_sharding import EvalShardSampler, GlobalBatchShardSampler
@@ -247,6 +248,7 @@ class LongTailDataModule(L.LightningDataModule):
         self.seed = seed
         self._augment_generator = torch.Generator()
         self._batched_augment: BatchedAugment | None = None
+        self.view_hook: Callable | None = None  # see set_view_hook
         self._prepared = False
         # Stage 1: the OOD pool and the subset that the last sampling round picked.
         self.ood_pool = None
@@ -447,9 +449,7 @@ class LongTailDataModule(L.LightningDataModule):
         self._augment_generator.manual_seed(self._epoch_seed(2, per_rank=True))
         id_loader = self._loader(self.train_set, self.batch_size_per_device(), train=True)
         if self.ood_pool is None or len(self.ood_subset) == 0:
-            return id_loader
-        from lightning.pytorch.utilities import CombinedLoader
-
+            return CombinedLoader({"id": id_loader}, mode="max_size_cycle")
         ood_batch = self.ood_batch_size_per_device()
         ood_set = SampledOODDataset(
             self.ood_pool.training_dataset(self.ood_subset, self.augment_on),
@@ -477,16 +477,44 @@ class LongTailDataModule(L.LightningDataModule):
         ]
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict:
-        """Batched per-sample augmentation on the training device (augment_on=device)."""
-        if "id" in batch:  # stage 1: {"id": ..., "ood": ...}
-            return {k: self.on_after_batch_transfer(v, dataloader_idx) for k, v in batch.items()}
+        """Batched per-sample augmentation on the training device (augment_on=device).
+
+        Every training batch has one shape, ``{"id": part, "ood": part}`` ("ood" only while a
+        sampled OOD subset exists), each part ``{index, label, views}``; evaluation batches
+        are ``{index, image, label}``.
+        """
+        if "id" in batch:
+            return {k: self._augment_part(v, k) for k, v in batch.items()}
+        return batch
+
+    def set_view_hook(self, hook: Callable | None) -> None:
+        """Let a method modulate each ID image's views (an extension point; BCL's boosted
+        augmentation): ``hook(index, views, generator) -> views``, called on the training
+        device with the augmented, not yet normalised [0, 1] views of both copies (2B rows:
+        rows i and B + i are image ``index[i]``) and this epoch's per-rank augmentation
+        generator (so that a resumed run draws what the uninterrupted one drew)."""
+        if hook is not None and self.augment_on != "device":
+            raise ConfigError(
+                "this method augments each image itself on the training device: use "
+                "data.augment_on=device (the default), not workers"
+            )
+        self.view_hook = hook
+
+    def _augment_part(self, batch: dict[str, Any], part: str = "id") -> dict[str, Any]:
         if "image_uint8" in batch:
             augment = self._batched_augment.to(batch["image_uint8"].device)
             with torch.no_grad():
                 images = batch.pop("image_uint8")
                 # One call on both copies (each row still draws its own parameters): half the
                 # kernel launches of two calls.
-                batch["views"] = list(augment(torch.cat([images, images])).chunk(2))
+                extra = None
+                if part == "id" and self.view_hook is not None:
+                    hook, index, generator = self.view_hook, batch["index"], self._augment_generator
+
+                    def extra(views):
+                        return hook(index, views, generator)
+
+                batch["views"] = list(augment(torch.cat([images, images]), extra).chunk(2))
         return batch
 
     def summary(self) -> dict[str, Any]:

@@ -574,7 +574,11 @@ class BatchedAugment(nn.Module):
                 module.set_rng_device_and_dtype(torch.device("cpu"), torch.float32)
         return self
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, extra: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """`extra` (a method's own step, e.g. BCL's RandAugment) runs on the augmented [0, 1]
+        images before normalisation."""
         _check_batch(x)
         x = to_float_tensor(x)
         with _rng_from(self.generator):
@@ -583,6 +587,8 @@ class BatchedAugment(nn.Module):
             for step in (self.flip, self.jitter, self.grayscale, self.blur):
                 if step is not None:
                     x = step(x)
+        if extra is not None:
+            x = extra(x)
         return self.normalize(x).contiguous()
 
 

@@ -88,18 +88,24 @@ def nt_xent(
     z2: torch.Tensor,
     temperature: float = 0.2,
     gather: bool = True,
+    per_sample: bool = False,
 ) -> torch.Tensor:
     """NT-Xent of two views `z1`, `z2` (B, D), row i of each being the same image.
 
     The embeddings are L2-normalised here. With `gather=True` and a process group, the
-    negatives come from every process (global batch B x world_size).
+    negatives come from every process (global batch B x world_size). `per_sample=True` returns
+    each local image's loss, the mean of its two views' terms, (B,) (BCL's memorisation signal).
     """
     _check_temperature(temperature)
     layout = _two_view_layout(z1, z2, gather)
     logits = layout.anchors @ layout.candidates.T / temperature
     self_mask = F.one_hot(layout.own_column, num_classes=logits.shape[1]).bool()
     logits = logits.masked_fill(self_mask, float("-inf"))
-    return F.cross_entropy(logits, layout.positive_column)
+    if not per_sample:
+        return F.cross_entropy(logits, layout.positive_column)
+    losses = F.cross_entropy(logits, layout.positive_column, reduction="none")
+    batch = z1.shape[0]
+    return (losses[:batch] + losses[batch:]) / 2
 
 
 class NTXentLoss(nn.Module):

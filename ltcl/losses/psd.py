@@ -93,7 +93,7 @@ def psd_loss(
         )
     if beta_normalization not in BETA_NORMALIZATIONS:
         raise ConfigError(
-            f"unknown loss.beta_normalization '{beta_normalization}': use one of "
+            f"unknown method.beta_normalization '{beta_normalization}': use one of "
             f"{BETA_NORMALIZATIONS}"
         )
     # Every check runs before the first collective, so that a bad call fails on every rank

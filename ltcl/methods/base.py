@@ -90,7 +90,11 @@ class ContrastiveModule(L.LightningModule):
 
     # ---- training -----------------------------------------------------------------------
     def training_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Return the loss and extra scalars to log; implemented by each method."""
+        """Return the loss and extra scalars to log; implemented by each method.
+
+        `batch` is ``{"id": {index, label, views}, "ood": {...}}`` for every method; "ood" is
+        present only while a sampled OOD subset exists (stage 1 after its first round).
+        """
         raise NotImplementedError
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
@@ -103,7 +107,7 @@ class ContrastiveModule(L.LightningModule):
                 "trains another model: it starts in a new run directory (resuming this one with "
                 "other settings is refused)"
             )
-        batch_size = (batch["id"] if "id" in batch else batch)["index"].shape[0]
+        batch_size = batch["id"]["index"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size, sync_dist=True)
         for name, value in extras.items():
             self.log(f"train/{name}", value, batch_size=batch_size, sync_dist=True)

@@ -31,8 +31,6 @@ from ltcl.losses.domain import DomainHead, domain_bce_loss, domain_supcon_loss
 from ltcl.losses.psd import psd_loss
 from ltcl.methods.base import ContrastiveModule
 from ltcl.ood.rounds import OODSampler, SamplerConfig
-from ltcl.ood.tail_score import TailScoreEMA, topk_negative_mass
-from ltcl.utils.distributed import gather_no_grad
 
 DOMAIN_LOSSES = ("bce", "supcon")
 
@@ -70,17 +68,13 @@ class GuideModule(ContrastiveModule):
         self.lambda_dd, self.domain_loss = lambda_dd, domain_loss
         self.domain_head = DomainHead(self.backbone.feature_dim)
         self.sampler = OODSampler(SamplerConfig(**(sampler or {})))
-        # COLT's rule budgets clusters by an EMA of each ID image's tail score.
-        self.tail_scores: TailScoreEMA | None = None
-        self._pending_tail_state: dict | None = None
 
     def extra_trainable_modules(self):
         return [self.domain_head]
 
     # ---- training -----------------------------------------------------------------------
     def training_loss(self, batch: dict[str, Any]):
-        id_batch = batch["id"] if "id" in batch else batch
-        ood_batch = batch.get("ood") if "id" in batch else None
+        id_batch, ood_batch = batch["id"], batch.get("ood")
         views1, views2 = [id_batch["views"][0]], [id_batch["views"][1]]
         labels = [self._id_pseudo_labels(id_batch["index"])]
         is_ood = [torch.zeros_like(id_batch["index"], dtype=torch.bool)]
@@ -103,12 +97,9 @@ class GuideModule(ContrastiveModule):
             beta=self.beta,
             beta_normalization=self.beta_normalization,
         )
-        if self.tail_scores is not None:
-            n_id = id_batch["index"].shape[0]
-            c = self.sampler.config
-            scores = topk_negative_mass(z1[:n_id], z2[:n_id], self.temperature, c.colt_topk)
-            # Every process updates every image, so that all hold the same EMA.
-            self.tail_scores.update(gather_no_grad(id_batch["index"]), gather_no_grad(scores))
+        self.sampler.observe(
+            id_batch["index"], z1, z2, id_batch["index"].shape[0], self.temperature
+        )
         extras = {"loss_psd": loss_psd.detach(), "ood_fraction": domain.float().mean()}
         loss = loss_psd
         if ood_batch is not None and self.lambda_dd > 0:
@@ -150,12 +141,8 @@ class GuideModule(ContrastiveModule):
             self.sampler.config.check_sizes(
                 len(datamodule.train_set), len(datamodule.ood_pool.candidates(0))
             )
-        if self.sampler.config.strategy == "colt":
-            datamodule.setup("fit")
-            self.tail_scores = TailScoreEMA(len(datamodule.train_set), self.sampler.config.colt_ema)
-            if self._pending_tail_state is not None:
-                self.tail_scores.load_state_dict(self._pending_tail_state)
-                self._pending_tail_state = None
+        datamodule.setup("fit")
+        self.sampler.setup(len(datamodule.train_set))
         if self.current_epoch == 0 and self.sampler.round == 0 and self.sampler.round_before(0):
             self.sampling_round(
                 0, log_metrics=False
@@ -173,7 +160,8 @@ class GuideModule(ContrastiveModule):
         datamodule = getattr(self._trainer, "datamodule", None)
         if datamodule is None or getattr(datamodule, "ood_pool", None) is None:
             raise ConfigError(
-                "method=guide needs an OOD pool: add ood=... (e.g. ood=tinyimagenet, ood=embedded)"
+                f"method={self.hparams.name} needs an OOD pool: add ood=... (e.g. "
+                "ood=tinyimagenet, ood=embedded)"
             )
         return datamodule
 
@@ -196,9 +184,8 @@ class GuideModule(ContrastiveModule):
                 EvalDataset(pool.pool, candidates, datamodule.test_set.transform)
             )
             embed_seconds = time.perf_counter() - started
-            tail = None if self.tail_scores is None else self.tail_scores.values.numpy()
             with torch.enable_grad():
-                log = self.sampler.run_round(epoch, id_z, ood_z, candidates, id_tail_scores=tail)
+                log = self.sampler.run_round(epoch, id_z, ood_z, candidates)
             log.seconds["embed"] = round(embed_seconds, 3)
             self.sampler.history[-1]["seconds"] = dict(log.seconds)
             self.sampler.history[-1]["pool_classes"] = pool_class_histogram(
@@ -242,10 +229,7 @@ class GuideModule(ContrastiveModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
         checkpoint["ood_sampler"] = self.sampler.state_dict()
-        if self.tail_scores is not None:
-            checkpoint["tail_scores"] = self.tail_scores.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self._pending_tail_state = checkpoint.get("tail_scores")
         if "ood_sampler" in checkpoint:
             self.sampler.load_state_dict(checkpoint["ood_sampler"])

@@ -34,7 +34,7 @@ class SDCLRModule(ContrastiveModule):
         self.pruned.update_masks(self.backbone)
 
     def training_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        view1, view2 = batch["views"]
+        view1, view2 = batch["id"]["views"]
         if self.channels_last:
             view2 = view2.contiguous(memory_format=torch.channels_last)
         z1 = self.embed(view1)

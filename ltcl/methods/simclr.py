@@ -18,7 +18,7 @@ class SimCLRModule(ContrastiveModule):
         self.temperature = temperature
 
     def training_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        view1, view2 = batch["views"]
+        view1, view2 = batch["id"]["views"]
         # One forward over both views: BN sees 2B images, as in SimCLR.
         z = self.embed(torch.cat([view1, view2]))
         z1, z2 = z.chunk(2)

@@ -161,7 +161,7 @@ class StudentModule(ContrastiveModule):
 
     # ---- training -----------------------------------------------------------------------
     def training_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        view1, view2 = batch["views"]
+        view1, view2 = batch["id"]["views"]
         images = torch.cat([view1, view2])
         u1, u2 = self.embed(images).chunk(2)
         v1, v2 = self.guide(images).chunk(2)

@@ -19,14 +19,20 @@ import torch
 
 from ltcl.errors import ConfigError, DataError
 
+REMAINDER_RULES = ("largest", "last")
 
-def round_to_total(weights: np.ndarray, total: int) -> np.ndarray:
-    """Integers proportional to `weights` that sum exactly to `total` (largest remainder).
 
-    COLT gives the whole rounding remainder to its last cluster; the largest-remainder rule
-    spreads it to the clusters that lost most by rounding down, so no cluster is favoured by
-    its position.
+def round_to_total(weights: np.ndarray, total: int, remainder_to: str = "largest") -> np.ndarray:
+    """Integers proportional to `weights` that sum exactly to `total`.
+
+    ``largest`` (ltcl's default): the rounding remainder goes to the clusters that lost most by
+    rounding down, so no cluster is favoured by its position. ``last``: COLT's rule, every
+    budget is ``int(w_c K)`` and the whole remainder goes to the last cluster.
     """
+    if remainder_to not in REMAINDER_RULES:
+        raise ConfigError(
+            f"unknown method.sampler.budget_remainder '{remainder_to}': use one of {REMAINDER_RULES}"
+        )
     weights = np.asarray(weights, dtype=np.float64)
     if total < 0:
         raise ConfigError(f"the OOD budget must be >= 0, got {total}")
@@ -35,12 +41,15 @@ def round_to_total(weights: np.ndarray, total: int) -> np.ndarray:
     exact = weights / weights.sum() * total
     counts = np.floor(exact).astype(np.int64)
     remainder = total - int(counts.sum())
+    if remainder_to == "last":
+        counts[-1] += remainder
+        return counts
     order = np.argsort(-(exact - counts), kind="stable")
     counts[order[:remainder]] += 1
     return counts
 
 
-def gap_budgets(cluster_sizes: np.ndarray, total: int) -> np.ndarray:
+def gap_budgets(cluster_sizes: np.ndarray, total: int, remainder_to: str = "largest") -> np.ndarray:
     """b_k ∝ max(0, n_ref - n_k), n_ref = max_k n_k: the tail is filled up towards the head.
 
     When every cluster has the same size there is no tail; the budget is then split evenly.
@@ -49,11 +58,14 @@ def gap_budgets(cluster_sizes: np.ndarray, total: int) -> np.ndarray:
     gap = np.maximum(0.0, sizes.max() - sizes)
     if gap.sum() == 0:
         gap = np.ones_like(sizes)
-    return round_to_total(gap, total)
+    return round_to_total(gap, total, remainder_to)
 
 
 def softmax_tail_budgets(
-    cluster_tail_scores: np.ndarray, total: int, temperature: float = 1.0
+    cluster_tail_scores: np.ndarray,
+    total: int,
+    temperature: float = 1.0,
+    remainder_to: str = "largest",
 ) -> np.ndarray:
     """COLT's budget: softmax(-zscore(w) / T) of each cluster's mean tail score w.
 
@@ -61,13 +73,13 @@ def softmax_tail_budgets(
     the unbiased std as COLT does; equal scores give an even split.
     """
     if temperature <= 0:
-        raise ConfigError(f"sampler.colt_temperature must be > 0, got {temperature}")
+        raise ConfigError(f"method.sampler.colt_temperature must be > 0, got {temperature}")
     scores = np.asarray(cluster_tail_scores, dtype=np.float64)
     std = scores.std(ddof=1) if len(scores) > 1 else 0.0
     z = (scores - scores.mean()) / std if std > 0 else np.zeros_like(scores)
     logits = -z / temperature
     weights = np.exp(logits - logits.max())
-    return round_to_total(weights, total)
+    return round_to_total(weights, total, remainder_to)
 
 
 def _check_budget(budgets: np.ndarray, pool_size: int) -> np.ndarray:
@@ -77,7 +89,7 @@ def _check_budget(budgets: np.ndarray, pool_size: int) -> np.ndarray:
     if budgets.sum() > pool_size:
         raise DataError(
             f"the OOD budget ({int(budgets.sum())} images) is larger than the OOD pool or its "
-            f"candidate subset ({pool_size} images): lower sampler.budget or raise "
+            f"candidate subset ({pool_size} images): lower method.sampler.budget or raise "
             "ood.candidates_per_round"
         )
     return budgets

@@ -278,11 +278,11 @@ def kmeans(
     """
     x = _check_embeddings(x)
     n, dim = x.shape
-    _check_int(num_clusters, "num_clusters", 1, "set sampler.num_clusters to at least 1")
+    _check_int(num_clusters, "num_clusters", 1, "set method.sampler.num_clusters to at least 1")
     if num_clusters > n:
         raise ConfigError(
-            f"Nc (sampler.num_clusters) larger than the ID set: num_clusters={num_clusters} but "
-            f"there are only {n} embeddings; set sampler.num_clusters to at most {n}"
+            f"Nc (method.sampler.num_clusters) larger than the ID set: num_clusters={num_clusters} but "
+            f"there are only {n} embeddings; set method.sampler.num_clusters to at most {n}"
         )
     _check_int(iterations, "iterations", 0, "use 0 for k-means++ seeding only")
     _check_int(chunk_size, "chunk_size", 1, "a few thousand rows is a good chunk")
@@ -498,6 +498,7 @@ def cluster_id_embeddings(
     seed: int = 0,
     tol: float = 1e-4,
     chunk_size: int = 8192,
+    kmeans_inits: int = 1,
 ) -> ClusteringResult:
     """Cluster the ID embeddings as docs/method.md says: k-means++ / Lloyd, then KL refinement.
 
@@ -506,7 +507,17 @@ def cluster_id_embeddings(
     round should be visible in the logs, not kill a long run. The OOD sampler gives such
     clusters no special treatment beyond their budget (a small n_k simply earns a large one).
     """
-    km = kmeans(z, num_clusters, kmeans_iterations, seed=seed, tol=tol, chunk_size=chunk_size)
+    _check_int(kmeans_inits, "kmeans_inits", 1, "set method.sampler.kmeans_inits to at least 1")
+    # Several k-means++ starts, the lowest inertia kept (scikit-learn's n_init, which COLT uses).
+    runs = [
+        kmeans(
+            z, num_clusters, kmeans_iterations, seed=seed * 1000 + i, tol=tol, chunk_size=chunk_size
+        )
+        if kmeans_inits > 1
+        else kmeans(z, num_clusters, kmeans_iterations, seed=seed, tol=tol, chunk_size=chunk_size)
+        for i in range(kmeans_inits)
+    ]
+    km = min(runs, key=lambda run: run.inertia)
     refined = refine_centroids(
         z,
         km.centroids,

@@ -9,7 +9,6 @@ sizes, budgets) is in :meth:`OODSampler.state_dict`.
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -17,16 +16,8 @@ import numpy as np
 import torch
 
 from ltcl.errors import ConfigError
-from ltcl.ood.budgets import (
-    gap_budgets,
-    pick_by_score,
-    pick_nearest_to_centres,
-    pick_random,
-    softmax_tail_budgets,
-)
-from ltcl.ood.clustering import cluster_id_embeddings, student_t_assignments
-
-STRATEGIES = ("kl_cluster", "colt", "random")
+from ltcl.ood.budgets import REMAINDER_RULES
+from ltcl.ood.strategies import STRATEGIES, TAIL_SCORES
 
 
 @dataclass
@@ -52,30 +43,42 @@ class SamplerConfig:
     colt_topk: int = 10
     colt_ema: float = 0.97
     seed: int = 0
+    kmeans_inits: int = 1
+    budget_remainder: str = "largest"
+    tail_score: str = "per_view"
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
             raise ConfigError(
-                f"unknown sampler.strategy '{self.strategy}': use one of {STRATEGIES}"
+                f"unknown method.sampler.strategy '{self.strategy}': use one of {tuple(STRATEGIES)}"
             )
         if self.warmup_epochs < 0 or self.interval < 1:
             raise ConfigError(
-                f"sampler.warmup_epochs must be >= 0 and sampler.interval >= 1, got "
+                f"method.sampler.warmup_epochs must be >= 0 and method.sampler.interval >= 1, got "
                 f"{self.warmup_epochs} and {self.interval}"
             )
         if self.budget < 1 or self.num_clusters < 1:
             raise ConfigError(
-                f"sampler.budget and sampler.num_clusters must be >= 1, got {self.budget} and "
+                f"method.sampler.budget and method.sampler.num_clusters must be >= 1, got {self.budget} and "
                 f"{self.num_clusters}"
+            )
+        if self.tail_score not in TAIL_SCORES:
+            raise ConfigError(
+                f"unknown method.sampler.tail_score '{self.tail_score}': use one of {TAIL_SCORES}"
+            )
+        if self.budget_remainder not in REMAINDER_RULES:
+            raise ConfigError(
+                f"unknown method.sampler.budget_remainder '{self.budget_remainder}': use one of "
+                f"{REMAINDER_RULES}"
             )
         if not self.dof > 0:
             raise ConfigError(
-                f"sampler.dof must be > 0 (the Student-t kernel's degrees of freedom; DEC uses "
+                f"method.sampler.dof must be > 0 (the Student-t kernel's degrees of freedom; DEC uses "
                 f"1), got {self.dof}"
             )
         if not self.gamma >= 0:
             raise ConfigError(
-                f"sampler.gamma must be >= 0 (h_k = (sum_i q_ik)^gamma; 1 is DEC's frequency, 0 "
+                f"method.sampler.gamma must be >= 0 (h_k = (sum_i q_ik)^gamma; 1 is DEC's frequency, 0 "
                 f"turns it off), got {self.gamma}"
             )
 
@@ -83,13 +86,13 @@ class SamplerConfig:
         """Before training: a round must be able to cluster the ID set and fill its budget."""
         if self.num_clusters > id_images:
             raise ConfigError(
-                f"sampler.num_clusters={self.num_clusters} is larger than the ID training set "
-                f"({id_images} images): lower sampler.num_clusters"
+                f"method.sampler.num_clusters={self.num_clusters} is larger than the ID training set "
+                f"({id_images} images): lower method.sampler.num_clusters"
             )
         if self.budget > candidates:
             raise ConfigError(
-                f"sampler.budget={self.budget} OOD images per round is larger than the OOD pool "
-                f"or its candidate subset ({candidates} images): lower sampler.budget or raise "
+                f"method.sampler.budget={self.budget} OOD images per round is larger than the OOD pool "
+                f"or its candidate subset ({candidates} images): lower method.sampler.budget or raise "
                 "ood.candidates_per_round"
             )
 
@@ -117,11 +120,19 @@ class OODSampler:
         self.id_pseudo_labels: np.ndarray | None = None  # cluster of each ID image
         self.centroids: torch.Tensor | None = None
         self.history: list[dict[str, Any]] = []
+        self.strategy = STRATEGIES[config.strategy](config)
 
     def round_before(self, epoch: int) -> bool:
         """True when a round must run before `epoch` (0-based)."""
         c = self.config
         return epoch >= c.warmup_epochs and (epoch - c.warmup_epochs) % c.interval == 0
+
+    def setup(self, num_id_images: int) -> None:
+        self.strategy.setup(num_id_images)
+
+    def observe(self, index, z1, z2, num_id: int, temperature: float) -> None:
+        """A training step's embeddings, for strategies with per-sample state (COLT)."""
+        self.strategy.observe(index, z1, z2, num_id, temperature)
 
     def run_round(
         self,
@@ -129,69 +140,29 @@ class OODSampler:
         id_embeddings: torch.Tensor,
         candidate_embeddings: torch.Tensor,
         candidate_indices: np.ndarray,
-        id_tail_scores: np.ndarray | None = None,
     ) -> RoundLog:
-        """Cluster the ID embeddings, budget the clusters, pick OOD candidates.
+        """Let the strategy pick among the candidates; record the round.
 
         The KL refinement optimises the centroids, so this must not run under no_grad.
         """
-        id_embeddings = id_embeddings.detach()
-        candidate_embeddings = candidate_embeddings.detach()
-        c = self.config
-        seconds: dict[str, float] = {}
-        started = time.perf_counter()
         candidate_indices = np.asarray(candidate_indices, dtype=np.int64)
-        seed = c.seed + self.round
-        if c.strategy == "random":
-            local, labels = pick_random(len(candidate_indices), c.budget, seed=seed)
-            sizes, budgets = [], [c.budget]
-            self.id_pseudo_labels = None
-        else:
-            clustering = cluster_id_embeddings(
-                id_embeddings,
-                c.num_clusters,
-                dof=c.dof,
-                gamma=c.gamma,
-                kmeans_iterations=c.kmeans_iterations,
-                refine_iterations=c.refine_iterations if c.strategy == "kl_cluster" else 0,
-                seed=seed,
-            )
-            seconds["cluster"] = time.perf_counter() - started
-            sizes = clustering.cluster_sizes.cpu().numpy()
-            self.centroids = clustering.centroids.detach().cpu()
-            self.id_pseudo_labels = clustering.pseudo_labels.cpu().numpy().astype(np.int64)
-            select_started = time.perf_counter()
-            if c.strategy == "kl_cluster":
-                budgets = gap_budgets(sizes, c.budget)
-                with torch.no_grad():
-                    q = student_t_assignments(
-                        candidate_embeddings.to(clustering.centroids), clustering.centroids, c.dof
-                    )
-                local, labels = pick_by_score(q, budgets)
-            else:  # colt
-                if id_tail_scores is None:
-                    raise ConfigError("sampler.strategy=colt needs the ID tail scores")
-                scores = np.asarray(id_tail_scores, dtype=np.float64)
-                cluster_scores = np.array(
-                    [
-                        scores[self.id_pseudo_labels == k].mean() if sizes[k] else scores.mean()
-                        for k in range(c.num_clusters)
-                    ]
-                )
-                budgets = softmax_tail_budgets(cluster_scores, c.budget, c.colt_temperature)
-                local, labels = pick_nearest_to_centres(
-                    candidate_embeddings, clustering.centroids, budgets
-                )
-            seconds["select"] = time.perf_counter() - select_started
-        self.picked = candidate_indices[local]
-        self.picked_labels = labels
+        selection = self.strategy.select(
+            id_embeddings.detach(),
+            candidate_embeddings.detach(),
+            seed=self.config.seed + self.round,
+        )
+        self.picked = candidate_indices[selection.local]
+        self.picked_labels = selection.labels
+        self.id_pseudo_labels = selection.id_pseudo_labels
+        if selection.centroids is not None:
+            self.centroids = selection.centroids
         log = RoundLog(
             round=self.round,
             epoch=epoch,
-            cluster_sizes=[int(s) for s in sizes],
-            budgets=[int(b) for b in budgets],
+            cluster_sizes=list(selection.cluster_sizes),
+            budgets=list(selection.budgets),
             picked=len(self.picked),
-            seconds={k: round(v, 3) for k, v in seconds.items()},
+            seconds={k: round(v, 3) for k, v in selection.seconds.items()},
         )
         self.history.append(asdict(log))
         self.round += 1
@@ -209,6 +180,7 @@ class OODSampler:
             else torch.as_tensor(self.id_pseudo_labels),
             "centroids": self.centroids,
             "history": list(self.history),
+            "strategy": self.strategy.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -225,3 +197,4 @@ class OODSampler:
         self.id_pseudo_labels = None if ids is None else ids.numpy().astype(np.int64)
         self.centroids = state["centroids"]
         self.history = list(state["history"])
+        self.strategy.load_state_dict(state.get("strategy") or {})

@@ -3,7 +3,8 @@
 For anchor i with p(j | i) = exp(s_ij / tau) / sum_{k != i} exp(s_ik / tau), the score is the
 sum of its top-k negative probabilities (its own other view excluded), averaged over the two
 views. A head-class image has many close negatives (high score); a tail image few (low). COLT
-smooths it per image with an EMA (beta 0.97) and budgets the OOD sampler with it.
+smooths it per image with an EMA (beta 0.97, :class:`ltcl.per_sample.PerSampleEMA`) and budgets
+the OOD sampler with it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def topk_negative_mass(
     """(B,) tail scores of the local images, negatives gathered from every process."""
     _check_temperature(temperature)
     if k < 1:
-        raise ConfigError(f"sampler.colt_topk must be >= 1, got {k}")
+        raise ConfigError(f"method.sampler.colt_topk must be >= 1, got {k}")
     layout = _two_view_layout(z1.detach(), z2.detach(), gather)
     logits = layout.anchors @ layout.candidates.T / temperature
     own = F.one_hot(layout.own_column, num_classes=logits.shape[1]).bool()
@@ -35,33 +36,30 @@ def topk_negative_mass(
     return (mass[:batch] + mass[batch:]) / 2
 
 
-class TailScoreEMA:
-    """Per-image EMA of the tail score, shadow = (1 - beta) * score + beta * shadow.
-
-    An image's first score is taken as it is (COLT has no EMA in its first epoch).
-    """
-
-    def __init__(self, num_images: int, beta: float = 0.97):
-        if not 0.0 <= beta < 1.0:
-            raise ConfigError(f"sampler.colt_ema must be in [0, 1), got {beta}")
-        self.beta = beta
-        self.values = torch.zeros(num_images, dtype=torch.float64)
-        self.seen = torch.zeros(num_images, dtype=torch.bool)
-
-    def update(self, indices: torch.Tensor, scores: torch.Tensor) -> None:
-        indices = indices.detach().cpu().long()
-        scores = scores.detach().cpu().double()
-        old = self.values[indices]
-        fresh = ~self.seen[indices]
-        self.values[indices] = torch.where(
-            fresh, scores, (1 - self.beta) * scores + self.beta * old
-        )
-        self.seen[indices] = True
-
-    def state_dict(self) -> dict:
-        return {"beta": self.beta, "values": self.values.clone(), "seen": self.seen.clone()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.beta = float(state["beta"])
-        self.values = state["values"].clone()
-        self.seen = state["seen"].clone()
+@torch.no_grad()
+def colt_tail_score(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    num_id: int,
+    temperature: float = 0.2,
+    k: int = 10,
+    gather: bool = True,
+) -> torch.Tensor:
+    """COLT's own form, (num_id,): each ID image is scored against the *whole* batch (ID and OOD
+    views), each negative's probability is averaged over the image's two views first, and then
+    the top-k of those averages are summed (``topk_negative_mass`` sums per view, then
+    averages, over ID rows only)."""
+    _check_temperature(temperature)
+    if k < 1:
+        raise ConfigError(f"method.sampler.colt_topk must be >= 1, got {k}")
+    layout = _two_view_layout(z1.detach(), z2.detach(), gather)
+    logits = layout.anchors @ layout.candidates.T / temperature
+    own = F.one_hot(layout.own_column, num_classes=logits.shape[1]).bool()
+    probs = torch.softmax(logits.float().masked_fill(own, float("-inf")), dim=1)
+    positive = F.one_hot(layout.positive_column, num_classes=logits.shape[1]).bool()
+    batch = z1.shape[0]
+    # Columns that are negatives for both views of image i: neither of its own two views.
+    both_views = own[:batch] | positive[:batch]
+    averaged = ((probs[:batch] + probs[batch:]) / 2).masked_fill(both_views, 0.0)
+    k = min(k, averaged.shape[1] - 2)
+    return averaged.topk(k, dim=1).values.sum(dim=1)[:num_id]

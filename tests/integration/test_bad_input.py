@@ -16,7 +16,12 @@ from tests.helpers import REPO_ROOT
 
 BIN = Path(sys.executable).parent
 TINY = ["trainer.max_epochs=2", "trainer.enable_progress_bar=false", "model.backbone.width=8"]
-GUIDE = ["method=guide", "ood=embedded", "ood.source.num_crops=200", "sampler.warmup_epochs=1"]
+GUIDE = [
+    "method=guide",
+    "ood=embedded",
+    "ood.source.num_crops=200",
+    "method.sampler.warmup_epochs=1",
+]
 
 # (id, command, arguments, text the error line must contain)
 CASES = [
@@ -28,10 +33,10 @@ CASES = [
     ("ratio-huge", "ltcl-train", ["data.split.imbalance_ratio=1e9"], "data.split.imbalance_ratio"),
     ("ratio-low", "ltcl-train", ["data.split.imbalance_ratio=0.5"], "data.split.imbalance_ratio"),
     ("epochs-0", "ltcl-train", ["trainer.max_epochs=0"], "trainer.max_epochs"),
-    ("budget", "ltcl-train", [*GUIDE, "sampler.budget=100000"], "sampler.budget"),
-    ("clusters", "ltcl-train", [*GUIDE, "sampler.num_clusters=100000"], "sampler.num_clusters"),
-    ("dof", "ltcl-train", [*GUIDE, "sampler.dof=0"], "sampler.dof"),
-    ("gamma", "ltcl-train", [*GUIDE, "sampler.gamma=-1"], "sampler.gamma"),
+    ("budget", "ltcl-train", [*GUIDE, "method.sampler.budget=100000"], "method.sampler.budget"),
+    ("clusters", "ltcl-train", [*GUIDE, "method.sampler.num_clusters=100000"], "method.sampler.num_clusters"),
+    ("dof", "ltcl-train", [*GUIDE, "method.sampler.dof=0"], "method.sampler.dof"),
+    ("gamma", "ltcl-train", [*GUIDE, "method.sampler.gamma=-1"], "method.sampler.gamma"),
     ("guide-no-pool", "ltcl-train", ["method=guide"], "ood="),
     ("student-no-guide", "ltcl-train", ["method=student"], "method.guide_checkpoint"),
     ("cpu-procs", "ltcl-train", ["trainer.devices=64", "data.global_batch_size=128"],

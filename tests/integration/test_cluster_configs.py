@@ -101,7 +101,7 @@ def test_optuna_search_config_composes():
     cfg = compose_with_hydra(["hparams_search=stage1_few", "method=guide", "ood=embedded"])
     assert cfg.objective == "val_metrics.knn.few"
     sweeper = cfg.hydra.sweeper
-    assert sweeper.direction == "maximize" and "loss.beta" in sweeper.params
+    assert sweeper.direction == "maximize" and "method.beta" in sweeper.params
     assert instantiate(sweeper.sampler).__class__.__name__ == "TPESampler"
 
 
@@ -112,7 +112,7 @@ def test_optuna_sweep_of_two_trials_on_cpu(tmp_path):
     command += [
         *TINY_GUIDE,
         "hydra.sweeper.n_trials=2",
-        "hydra.sweeper.params={loss.beta:'interval(0.0, 1.0)',sampler.budget:'choice(50, 100)'}",
+        "hydra.sweeper.params={method.beta:'interval(0.0, 1.0)',method.sampler.budget:'choice(50, 100)'}",
     ]
     done = subprocess.run(
         command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
@@ -126,9 +126,9 @@ def test_optuna_sweep_of_two_trials_on_cpu(tmp_path):
     assert best.best_value == pytest.approx(max(few))
     # The command line replaced two of the search space's entries and kept the others.
     assert set(best.best_params) == {
-        "loss.beta",
-        "loss.lambda_dd",
-        "sampler.budget",
-        "sampler.interval",
+        "method.beta",
+        "method.lambda_dd",
+        "method.sampler.budget",
+        "method.sampler.interval",
     }
-    assert best.best_params["sampler.budget"] in (50, 100)
+    assert best.best_params["method.sampler.budget"] in (50, 100)

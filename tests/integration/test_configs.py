@@ -21,7 +21,8 @@ USER_PATHS = {
 
 
 def options(group):
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+    """The selectable options of a group (files starting with _ are shared pieces)."""
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml") if not p.stem.startswith("_"))
 
 
 @pytest.mark.parametrize("name", options("data"))
@@ -48,10 +49,24 @@ def test_ood_configs_instantiate(tmp_path, name):
 
 
 @pytest.mark.parametrize(
-    "group", ["model", "method", "optim", "trainer", "logger", "experiment", "debug"]
+    "group",
+    ["model", "method", "method/sampler", "optim", "trainer", "logger", "experiment", "debug"],
 )
 def test_every_option_composes_and_resolves(tmp_path, group):
     for name in options(group):
-        cfg = compose_train(tmp_path, [f"{group}={name}"])
+        extra = ["method=guide"] if group == "method/sampler" else []
+        cfg = compose_train(tmp_path, [*extra, f"{group}={name}"])
         container = OmegaConf.to_container(cfg, resolve=True)
         assert container["method"]["_target_"].startswith("ltcl.")
+
+
+def test_a_method_composes_only_its_own_settings(tmp_path):
+    """SimCLR neither composes nor records the guide's sampler or loss weights; the guide's
+    sampler is its nested group (method/sampler=...)."""
+    simclr = compose_train(tmp_path, ["method=simclr"])
+    assert "sampler" not in simclr.method and "beta" not in simclr.method
+    assert "sampler" not in simclr and "loss" not in simclr
+    guide = compose_train(tmp_path, ["method=guide", "method/sampler=colt"])
+    assert guide.method.sampler.strategy == "colt" and guide.method.beta == 0.0
+    student = compose_train(tmp_path, ["method=student"])
+    assert student.method.k_pos == 5 and "sampler" not in student.method

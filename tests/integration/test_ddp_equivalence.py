@@ -37,11 +37,11 @@ GUIDE = [
     "method=guide",
     "ood=embedded",
     "ood.source.num_crops=400",
-    "sampler.warmup_epochs=0",
-    "sampler.interval=1",
-    "sampler.budget=100",
-    "sampler.kmeans_iterations=5",
-    "sampler.refine_iterations=5",
+    "method.sampler.warmup_epochs=0",
+    "method.sampler.interval=1",
+    "method.sampler.budget=100",
+    "method.sampler.kmeans_iterations=5",
+    "method.sampler.refine_iterations=5",
 ]
 
 
@@ -102,7 +102,7 @@ def test_guide_two_processes_equal_one(tmp_path):
 def test_student_two_processes_equal_one(tmp_path):
     train(compose_train(tmp_path / "guide", [*PER_SAMPLE, *GUIDE, "trainer.max_epochs=1"]))
     guide = tmp_path / "guide/run/checkpoints/last.ckpt"
-    student = ["method=student", f"method.guide_checkpoint={guide}", "loss.delta=0.5"]
+    student = ["method=student", f"method.guide_checkpoint={guide}", "method.delta=0.5"]
     assert_same_training(run(tmp_path / "one", student, 1), run(tmp_path / "two", student, 2))
 
 

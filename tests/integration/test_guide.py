@@ -17,11 +17,11 @@ GUIDE = [
     "data.global_batch_size=32",
     "trainer.limit_train_batches=3",
     "optim.schedule.warmup_epochs=1",
-    "sampler.warmup_epochs=1",
-    "sampler.interval=1",
-    "sampler.budget=100",
-    "sampler.kmeans_iterations=5",
-    "sampler.refine_iterations=5",
+    "method.sampler.warmup_epochs=1",
+    "method.sampler.interval=1",
+    "method.sampler.budget=100",
+    "method.sampler.kmeans_iterations=5",
+    "method.sampler.refine_iterations=5",
     "eval.protocols=[knn]",
     "eval.plots=false",
 ]
@@ -75,20 +75,31 @@ def test_guide_without_ood_pool_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("sampler.budget=100000", "sampler.budget=100000 OOD images per round is larger"),
-        ("sampler.num_clusters=100000", "sampler.num_clusters=100000 is larger than the ID"),
-        ("sampler.dof=0", "sampler.dof must be > 0"),
-        ("sampler.gamma=-1", "sampler.gamma must be >= 0"),
+        (
+            "method.sampler.budget=100000",
+            "method.sampler.budget=100000 OOD images per round is larger",
+        ),
+        (
+            "method.sampler.num_clusters=100000",
+            "method.sampler.num_clusters=100000 is larger than the ID",
+        ),
+        ("method.sampler.dof=0", "method.sampler.dof must be > 0"),
+        ("method.sampler.gamma=-1", "method.sampler.gamma must be >= 0"),
     ],
 )
 def test_sampler_settings_that_cannot_work_stop_before_the_first_step(tmp_path, override, message):
     with pytest.raises(ConfigError, match=message):
-        train(compose_train(tmp_path, [*GUIDE, "sampler.warmup_epochs=3", override]))
+        train(compose_train(tmp_path, [*GUIDE, "method.sampler.warmup_epochs=3", override]))
     assert not list((tmp_path / "run").rglob("*.ckpt"))  # no epoch ran
 
 
 def test_no_warmup_runs_the_first_round_before_epoch_zero(tmp_path):
-    overrides = [*GUIDE, "sampler.warmup_epochs=0", "sampler.interval=2", "trainer.max_epochs=2"]
+    overrides = [
+        *GUIDE,
+        "method.sampler.warmup_epochs=0",
+        "method.sampler.interval=2",
+        "trainer.max_epochs=2",
+    ]
     train(compose_train(tmp_path, overrides))
     state = last_checkpoint(tmp_path)["ood_sampler"]
     # Before epoch 0 (at fit start, initial weights) and before epoch 2 (after the last epoch).
@@ -97,12 +108,12 @@ def test_no_warmup_runs_the_first_round_before_epoch_zero(tmp_path):
 
 @pytest.mark.parametrize("strategy", ["colt", "random"])
 def test_other_sampler_strategies(tmp_path, strategy):
-    train(compose_train(tmp_path, [*GUIDE, f"sampler={strategy}", "trainer.max_epochs=2"]))
+    train(compose_train(tmp_path, [*GUIDE, f"method/sampler={strategy}", "trainer.max_epochs=2"]))
     checkpoint = last_checkpoint(tmp_path)
     state = checkpoint["ood_sampler"]
     assert state["round"] == 2 and len(np.unique(state["picked"].numpy())) == 100
     if strategy == "colt":
-        tail = checkpoint["tail_scores"]
+        tail = state["strategy"]["tail_scores"]
         assert bool(tail["seen"].any()) and float(tail["values"].max()) > 0
         assert state["picked_labels"].min() >= 0
     else:
@@ -169,7 +180,7 @@ def test_two_processes_pick_the_same_subset_as_one_process(tmp_path):
     previous = torch.multiprocessing.get_sharing_strategy()
     torch.multiprocessing.set_sharing_strategy("file_system")
     try:
-        common = [*GUIDE, "sampler.warmup_epochs=0", "sampler.interval=100"]
+        common = [*GUIDE, "method.sampler.warmup_epochs=0", "method.sampler.interval=100"]
         common += ["trainer.max_epochs=1", "trainer.limit_train_batches=1", "eval.protocols=[]"]
         train(compose_train(tmp_path / "one", common))
         two = compose_train(

@@ -34,9 +34,9 @@ GUIDE = [
     "method=guide",
     "ood=embedded",
     "ood.source.num_crops=200",
-    "sampler.warmup_epochs=1",
-    "sampler.interval=1",
-    "sampler.budget=100",
+    "method.sampler.warmup_epochs=1",
+    "method.sampler.interval=1",
+    "method.sampler.budget=100",
 ]
 
 

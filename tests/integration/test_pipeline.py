@@ -19,11 +19,11 @@ TINY = [
     "data.global_batch_size=32",
     "trainer.limit_train_batches=2",
     "optim.schedule.warmup_epochs=1",
-    "sampler.warmup_epochs=1",
-    "sampler.interval=1",
-    "sampler.budget=100",
-    "sampler.kmeans_iterations=5",
-    "sampler.refine_iterations=5",
+    "method.sampler.warmup_epochs=1",
+    "method.sampler.interval=1",
+    "method.sampler.budget=100",
+    "method.sampler.kmeans_iterations=5",
+    "method.sampler.refine_iterations=5",
     "eval.protocols=[knn]",
     "eval.plots=false",
     "trainer.max_epochs=2",
@@ -161,3 +161,38 @@ def test_total_epochs_split_between_the_stages(tmp_path):
     bad = compose_train(tmp_path, ["stages.total_epochs=30", "stages.guide_share=1.0"], "pipeline")
     with pytest.raises(ConfigError, match="stages.guide_share"):
         ltcl.pipeline.stage_epochs(bad)
+
+
+def test_peers_train_next_to_the_method_at_the_same_budget(tmp_path):
+    """stages.compare: each peer in its own sub-directory for guide + student epochs; a peer
+    that samples OOD data (COLT) sees the pool, the others do not; ltcl-report rows them."""
+    peers = [
+        "stages.compare=[sdclr,bcl_d,colt]",
+        "stages.peers.colt.sampler.warmup_epochs=1",
+        "stages.peers.colt.sampler.budget=100",
+        "stages.peers.colt.sampler.kmeans_iterations=5",
+        "stages.peers.colt.sampler.kmeans_inits=2",
+    ]
+    cfg = compose_train(tmp_path, [*TINY, "stages.student.epochs=1", *peers], "pipeline")
+    run_pipeline(cfg)
+    run = tmp_path / "run"
+    for stage, method in (("sdclr", "sdclr"), ("bcl_d", "bcl_D"), ("colt", "colt")):
+        results = json.loads((run / stage / "results.json").read_text())
+        assert results["method"] == method and results["epochs"] == 3, stage
+        assert (results["config"]["ood"] is not None) == (stage == "colt")
+    report = subprocess.run(
+        [sys.executable, "-m", "ltcl.evaluation.report.cli", str(run), "--metrics", "knn"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+    assert report.returncode == 0, report.stderr
+    for method in ("guide", "student", "sdclr", "bcl_D", "colt"):
+        assert method in report.stdout
+
+
+def test_an_unknown_peer_is_refused_before_training(tmp_path):
+    cfg = compose_train(tmp_path, [*TINY, "stages.compare=[simclr,moco]"], "pipeline")
+    with pytest.raises(ConfigError, match="stages.compare lists 'moco'"):
+        run_pipeline(cfg)
+    assert not list(tmp_path.rglob("*.ckpt"))

@@ -58,7 +58,7 @@ def test_readme_recipe_runs_as_written(tmp_path, index):
     if command[0] == "ltcl-report":  # reports a sweep it first runs, as the README's order does
         sweep = ["-m", "data=embedded", "seed=0,1", *TINY]
         done = subprocess.run(
-            [str(BIN / "ltcl-pipeline"), *sweep, "sampler.warmup_epochs=5"],
+            [str(BIN / "ltcl-pipeline"), *sweep, "method.sampler.warmup_epochs=5"],
             cwd=tmp_path,
             env=env_for(tmp_path),
             capture_output=True,

@@ -24,11 +24,11 @@ GUIDE = [
     "ood=embedded",
     "ood.source.num_crops=400",
     "trainer.max_epochs=2",
-    "sampler.warmup_epochs=1",
-    "sampler.interval=1",
-    "sampler.budget=100",
-    "sampler.kmeans_iterations=5",
-    "sampler.refine_iterations=5",
+    "method.sampler.warmup_epochs=1",
+    "method.sampler.interval=1",
+    "method.sampler.budget=100",
+    "method.sampler.kmeans_iterations=5",
+    "method.sampler.refine_iterations=5",
 ]
 
 

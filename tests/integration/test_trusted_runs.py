@@ -193,10 +193,10 @@ def test_optuna_search_gives_each_trial_its_own_run_and_resumes_from_sqlite(tmp_
         *TINY,
         "hydra.sweeper.n_trials=3",
         f"hydra.sweeper.storage={storage}",
-        "loss.beta=interval(0.0, 1.0)",
-        "loss.lambda_dd=interval(0.0, 1.0)",
-        "sampler.budget=choice(50, 100)",
-        "sampler.interval=choice(1, 2)",
+        "method.beta=interval(0.0, 1.0)",
+        "method.lambda_dd=interval(0.0, 1.0)",
+        "method.sampler.budget=choice(50, 100)",
+        "method.sampler.interval=choice(1, 2)",
     ]
     done = ltcl("ltcl-train", args, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -204,7 +204,7 @@ def test_optuna_search_gives_each_trial_its_own_run_and_resumes_from_sqlite(tmp_
     sweep = tmp_path / "outputs" / "train" / "multirun"
     results = results_under(sweep)
     assert len(results) == 3 and len({r["run_hash"] for r in results}) == 3
-    betas = {r["config"]["loss"]["beta"] for r in results}
+    betas = {r["config"]["method"]["beta"] for r in results}
     assert len(betas) == 3  # each trial trained with its own settings
     # The study lives in sqlite: a second command continues it (3 + 1 trials).
     one_more = [a if a != "hydra.sweeper.n_trials=3" else "hydra.sweeper.n_trials=1" for a in args]
@@ -285,9 +285,12 @@ def wait_for_script(tmp_path: Path, timeout: float = 120.0) -> str:
 def test_failed_slurm_job_reports_its_error_to_the_sweep(tmp_path):
     """A job that stops on a config error must not leave the submitting sweep waiting."""
     args = ["-m", "hydra/launcher=slurm", "hydra.launcher.partition=debug", *TINY_GUIDE, *TINY]
-    done = ltcl("ltcl-train", [*args, "sampler.budget=100000"], tmp_path, timeout=300)
+    done = ltcl("ltcl-train", [*args, "method.sampler.budget=100000"], tmp_path, timeout=300)
     assert done.returncode != 0
-    assert "sampler.budget=100000 OOD images per round is larger than the OOD pool" in done.stderr
+    assert (
+        "method.sampler.budget=100000 OOD images per round is larger than the OOD pool"
+        in done.stderr
+    )
 
 
 def test_slurm_without_partition_names_the_field_and_submits_nothing(tmp_path):
@@ -300,7 +303,11 @@ def test_slurm_without_partition_names_the_field_and_submits_nothing(tmp_path):
 @pytest.mark.slow
 def test_slurm_pipeline_sweep(tmp_path):
     args = ["-m", "hydra/launcher=slurm", "hydra.launcher.partition=debug", *TINY]
-    args += ["ood.source.num_crops=200", "sampler.warmup_epochs=0", "sampler.budget=100"]
+    args += [
+        "ood.source.num_crops=200",
+        "method.sampler.warmup_epochs=0",
+        "method.sampler.budget=100",
+    ]
     args += ["data.split.seed=0,1"]
     done = ltcl("ltcl-pipeline", args, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -317,7 +324,7 @@ def test_slurm_pipeline_sweep(tmp_path):
 def test_optuna_search_on_slurm(tmp_path):
     args = ["-m", "hparams_search=stage1_few", "hydra/launcher=slurm"]
     args += ["hydra.launcher.partition=debug", *TINY_GUIDE, *TINY, "hydra.sweeper.n_trials=2"]
-    args += ["sampler.budget=choice(50, 100)", "sampler.interval=choice(1, 2)"]
+    args += ["method.sampler.budget=choice(50, 100)", "method.sampler.interval=choice(1, 2)"]
     done = ltcl("ltcl-train", args, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(recorded_scripts(tmp_path)) == 2  # one submission per trial (n_jobs=1)

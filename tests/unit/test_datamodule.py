@@ -45,13 +45,15 @@ def test_sets_are_disjoint_and_long_tailed(tmp_path):
 
 def test_items_carry_their_index_and_batched_views_differ(tmp_path):
     dm = make_dm(tmp_path)
-    batch = next(iter(dm.train_dataloader()))
+    combined, _, _ = next(iter(dm.train_dataloader()))
+    assert list(combined) == ["id"]  # one batch shape for every method
+    batch = combined["id"]
     assert batch["image_uint8"].dtype == torch.uint8 and batch["index"].shape == (32,)
     labels = torch.tensor(
         [dm.train_set.source.labels[dm.train_set.indices[i]] for i in batch["index"]]
     )
     assert torch.equal(labels, batch["label"])
-    out = dm.on_after_batch_transfer(batch, 0)
+    out = dm.on_after_batch_transfer(combined, 0)["id"]
     view1, view2 = out["views"]
     assert view1.shape == (32, 3, 32, 32) and view1.dtype == torch.float32
     assert not torch.allclose(view1, view2)
@@ -59,8 +61,8 @@ def test_items_carry_their_index_and_batched_views_differ(tmp_path):
 
 def test_per_sample_augmentation_in_workers(tmp_path):
     dm = make_dm(tmp_path, augment_on="workers")
-    batch = next(iter(dm.train_dataloader()))
-    view1, view2 = batch["views"]
+    batch, _, _ = next(iter(dm.train_dataloader()))
+    view1, view2 = batch["id"]["views"]
     assert view1.shape == (32, 3, 32, 32) and not torch.allclose(view1, view2)
 
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from ltcl.errors import ConfigError
-from ltcl.ood.tail_score import TailScoreEMA, topk_negative_mass
+from ltcl.ood.tail_score import topk_negative_mass
+from ltcl.per_sample import PerSampleEMA
 
 
 def reference_scores(z1, z2, tau, k):
@@ -47,12 +48,12 @@ def test_crowded_images_score_higher():
 
 
 def test_ema_first_value_then_smoothing():
-    ema = TailScoreEMA(3, beta=0.9)
+    ema = PerSampleEMA(3, beta=0.9)
     ema.update(torch.tensor([0, 2]), torch.tensor([1.0, 2.0]))
     ema.update(torch.tensor([0]), torch.tensor([0.0]))
     assert ema.values.tolist() == pytest.approx([0.9, 0.0, 2.0])
-    restored = TailScoreEMA(3, beta=0.9)
+    restored = PerSampleEMA(3, beta=0.9)
     restored.load_state_dict(ema.state_dict())
     assert torch.equal(restored.values, ema.values) and torch.equal(restored.seen, ema.seen)
     with pytest.raises(ConfigError, match="colt_ema"):
-        TailScoreEMA(3, beta=1.0)
+        PerSampleEMA(3, beta=1.0, key="method.sampler.colt_ema")

@@ -115,7 +115,7 @@ def _hashable(value: Any) -> Any:
 
 
 def lookup(run: dict[str, Any], key: str) -> Any:
-    """``run[key]``; a dotted key reaches into nested dicts (``config.sampler.strategy``)."""
+    """``run[key]``; a dotted key reaches into nested dicts (``config.method.sampler.strategy``)."""
     if key in run:
         return run[key]
     value: Any = run

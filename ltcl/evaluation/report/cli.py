@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=list(DEFAULT_GROUP_BY),
         help="results.json keys that define a row (default: method dataset); dotted keys "
-        "reach into the config, e.g. config.sampler.strategy; add "
+        "reach into the config, e.g. config.method.sampler.strategy; add "
         "imbalance_ratio when a sweep mixes ratios",
     )
     parser.add_argument(

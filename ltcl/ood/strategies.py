@@ -1,0 +1,200 @@
+"""The sampling strategies of stage 1, one object each behind one small interface.
+
+A strategy decides which OOD images join training at a round; :class:`ltcl.ood.rounds.OODSampler`
+decides *when* and keeps the resumable record. Nothing outside this module branches on the
+strategy's name:
+
+- ``observe(index, z1, z2, num_id, temperature)``: called at every training step with the
+  global ID indices of the batch and the two views' embeddings (ID first, then OOD); a
+  strategy that keeps per-sample state (COLT's tail score) updates it here;
+- ``select(id_z, candidate_z, seed)``: a round's decision, a :class:`Selection`;
+- ``setup(num_id_images)``, ``state_dict()`` / ``load_state_dict()``: per-sample state that
+  survives resume and DDP.
+
+Three strategies (docs/method.md, Stage 1):
+
+- ``kl_cluster`` (the paper's): k-means++ + KL refinement, budget ∝ max(0, n_ref - n_k), each
+  cluster takes the untaken candidates with the highest Student-t assignment q_jk;
+- ``colt`` (COLT, ICLR 2023): k-means, budget softmax(-zscore(mean tail score) / T), each
+  cluster takes the untaken candidates nearest (cosine) to its centre;
+- ``random`` (the control): K uniformly random candidates, no pseudo labels.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ltcl.ood.budgets import (
+    gap_budgets,
+    pick_by_score,
+    pick_nearest_to_centres,
+    pick_random,
+    softmax_tail_budgets,
+)
+from ltcl.ood.clustering import cluster_id_embeddings, student_t_assignments
+from ltcl.ood.tail_score import colt_tail_score, topk_negative_mass
+from ltcl.per_sample import PerSampleEMA
+
+
+@dataclass
+class Selection:
+    """What a round decided: candidate positions, their pseudo labels, and the clustering."""
+
+    local: np.ndarray  # positions in the candidate list
+    labels: np.ndarray  # pseudo label of each pick (-1: none)
+    cluster_sizes: list[int] = field(default_factory=list)
+    budgets: list[int] = field(default_factory=list)
+    id_pseudo_labels: np.ndarray | None = None
+    centroids: torch.Tensor | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class SamplingStrategy:
+    """Base: no per-step observation, no per-sample state."""
+
+    name = "base"
+
+    def __init__(self, config):
+        self.config = config
+
+    def setup(self, num_id_images: int) -> None:
+        """Called before training, when the ID set's size is known."""
+
+    def observe(
+        self,
+        index: torch.Tensor,
+        z1: torch.Tensor,
+        z2: torch.Tensor,
+        num_id: int,
+        temperature: float,
+    ) -> None:
+        """One training step's embeddings (views 1 and 2, ID rows first)."""
+
+    def select(self, id_z: torch.Tensor, candidate_z: torch.Tensor, seed: int) -> Selection:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    def _cluster(self, id_z: torch.Tensor, seed: int, refine: bool):
+        c = self.config
+        return cluster_id_embeddings(
+            id_z,
+            c.num_clusters,
+            dof=c.dof,
+            gamma=c.gamma,
+            kmeans_iterations=c.kmeans_iterations,
+            refine_iterations=c.refine_iterations if refine else 0,
+            seed=seed,
+            kmeans_inits=c.kmeans_inits,
+        )
+
+
+class RandomStrategy(SamplingStrategy):
+    name = "random"
+
+    def select(self, id_z, candidate_z, seed):
+        local, labels = pick_random(candidate_z.shape[0], self.config.budget, seed=seed)
+        return Selection(local, labels, budgets=[self.config.budget])
+
+
+class KLClusterStrategy(SamplingStrategy):
+    name = "kl_cluster"
+
+    def select(self, id_z, candidate_z, seed):
+        started = time.perf_counter()
+        clustering = self._cluster(id_z, seed, refine=True)
+        clustered = time.perf_counter()
+        sizes = clustering.cluster_sizes.cpu().numpy()
+        budgets = gap_budgets(sizes, self.config.budget, self.config.budget_remainder)
+        with torch.no_grad():
+            q = student_t_assignments(
+                candidate_z.to(clustering.centroids), clustering.centroids, self.config.dof
+            )
+        local, labels = pick_by_score(q, budgets)
+        return _clustered_selection(local, labels, sizes, budgets, clustering, started, clustered)
+
+
+class ColtStrategy(SamplingStrategy):
+    """COLT's rule; its per-image tail-score EMA is the strategy's state."""
+
+    name = "colt"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.tail_scores: PerSampleEMA | None = None
+
+    def setup(self, num_id_images: int) -> None:
+        if self.tail_scores is None or len(self.tail_scores) != num_id_images:
+            self.tail_scores = PerSampleEMA(
+                num_id_images, self.config.colt_ema, key="sampler.colt_ema"
+            )
+
+    def observe(self, index, z1, z2, num_id, temperature):
+        if self.config.tail_score == "colt":
+            scores = colt_tail_score(z1, z2, num_id, temperature, self.config.colt_topk)
+        else:
+            scores = topk_negative_mass(
+                z1[:num_id], z2[:num_id], temperature, self.config.colt_topk
+            )
+        # Every process updates every image, so that all hold the same EMA.
+        self.tail_scores.update_from_all_processes(index, scores)
+
+    def select(self, id_z, candidate_z, seed):
+        started = time.perf_counter()
+        clustering = self._cluster(id_z, seed, refine=False)
+        clustered = time.perf_counter()
+        sizes = clustering.cluster_sizes.cpu().numpy()
+        assignment = clustering.pseudo_labels.cpu().numpy()
+        scores = self.tail_scores.values.numpy()
+        cluster_scores = np.array(
+            [
+                scores[assignment == k].mean() if sizes[k] else scores.mean()
+                for k in range(self.config.num_clusters)
+            ]
+        )
+        budgets = softmax_tail_budgets(
+            cluster_scores,
+            self.config.budget,
+            self.config.colt_temperature,
+            self.config.budget_remainder,
+        )
+        local, labels = pick_nearest_to_centres(candidate_z, clustering.centroids, budgets)
+        return _clustered_selection(local, labels, sizes, budgets, clustering, started, clustered)
+
+    def state_dict(self):
+        return {} if self.tail_scores is None else {"tail_scores": self.tail_scores.state_dict()}
+
+    def load_state_dict(self, state):
+        if state.get("tail_scores") is not None:
+            self.tail_scores = PerSampleEMA(0, self.config.colt_ema, key="sampler.colt_ema")
+            self.tail_scores.load_state_dict(state["tail_scores"])
+
+
+def _clustered_selection(local, labels, sizes, budgets, clustering, started, clustered):
+    return Selection(
+        local,
+        labels,
+        cluster_sizes=[int(s) for s in sizes],
+        budgets=[int(b) for b in budgets],
+        id_pseudo_labels=clustering.pseudo_labels.cpu().numpy().astype(np.int64),
+        centroids=clustering.centroids.detach().cpu(),
+        seconds={"cluster": clustered - started, "select": time.perf_counter() - clustered},
+    )
+
+
+# per_view: top-k negative mass per view over the ID rows, then the mean of the two views;
+# colt: COLT's own form (scored against the whole ID + OOD batch, views averaged before top-k).
+TAIL_SCORES = ("per_view", "colt")
+
+STRATEGIES: dict[str, type[SamplingStrategy]] = {
+    s.name: s for s in (KLClusterStrategy, ColtStrategy, RandomStrategy)
+}
