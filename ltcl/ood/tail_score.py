@@ -16,11 +16,9 @@ from ltcl.errors import ConfigError
 from ltcl.losses.nt_xent import _check_temperature, _two_view_layout
 
 
-@torch.no_grad()
-def topk_negative_mass(
-    z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.2, k: int = 10, gather: bool = True
-) -> torch.Tensor:
-    """(B,) tail scores of the local images, negatives gathered from every process."""
+def _softmax_over_the_batch(z1, z2, temperature: float, k: int, gather: bool):
+    """p(j | i) of every local anchor over every other view of the (gathered) batch, with the
+    masks of each anchor's own column and of its positive."""
     _check_temperature(temperature)
     if k < 1:
         raise ConfigError(f"method.sampler.colt_topk must be >= 1, got {k}")
@@ -29,6 +27,15 @@ def topk_negative_mass(
     own = F.one_hot(layout.own_column, num_classes=logits.shape[1]).bool()
     probs = torch.softmax(logits.float().masked_fill(own, float("-inf")), dim=1)
     positive = F.one_hot(layout.positive_column, num_classes=logits.shape[1]).bool()
+    return probs, own, positive
+
+
+@torch.no_grad()
+def topk_negative_mass(
+    z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.2, k: int = 10, gather: bool = True
+) -> torch.Tensor:
+    """(B,) tail scores of the local images, negatives gathered from every process."""
+    probs, own, positive = _softmax_over_the_batch(z1, z2, temperature, k, gather)
     negatives = probs.masked_fill(own | positive, 0.0)
     k = min(k, negatives.shape[1] - 2)
     mass = negatives.topk(k, dim=1).values.sum(dim=1)
@@ -49,14 +56,7 @@ def colt_tail_score(
     views), each negative's probability is averaged over the image's two views first, and then
     the top-k of those averages are summed (``topk_negative_mass`` sums per view, then
     averages, over ID rows only)."""
-    _check_temperature(temperature)
-    if k < 1:
-        raise ConfigError(f"method.sampler.colt_topk must be >= 1, got {k}")
-    layout = _two_view_layout(z1.detach(), z2.detach(), gather)
-    logits = layout.anchors @ layout.candidates.T / temperature
-    own = F.one_hot(layout.own_column, num_classes=logits.shape[1]).bool()
-    probs = torch.softmax(logits.float().masked_fill(own, float("-inf")), dim=1)
-    positive = F.one_hot(layout.positive_column, num_classes=logits.shape[1]).bool()
+    probs, own, positive = _softmax_over_the_batch(z1, z2, temperature, k, gather)
     batch = z1.shape[0]
     # Columns that are negatives for both views of image i: neither of its own two views.
     both_views = own[:batch] | positive[:batch]
