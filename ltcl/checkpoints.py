@@ -18,6 +18,7 @@ from torch import nn
 
 from ltcl.errors import ConfigError
 from ltcl.models.backbones import build_backbone
+from ltcl.models.embedding import EmbeddingNetwork
 from ltcl.models.projector import Projector
 from ltcl.utils.files import atomic_write
 
@@ -97,8 +98,9 @@ def _load_part(module: nn.Module, checkpoint: dict, prefix: str, problem: str, w
 
 def load_embedding_network(
     ckpt_path: str | Path, expected_backbone: dict | None = None
-) -> tuple[nn.Module, nn.Module, dict[str, Any]]:
-    """Backbone phi and projector h of a checkpoint (the guide of stage 2), and its metadata."""
+) -> tuple[EmbeddingNetwork, dict[str, Any]]:
+    """The embedding network (backbone phi + projector h) of a checkpoint (the guide of stage
+    2), and its metadata."""
     backbone, meta = load_backbone(ckpt_path, expected_backbone, keep_checkpoint=True)
     spec = dict(meta["hyper_parameters"].get("projector") or {})
     projector = Projector(in_dim=backbone.feature_dim, **spec)
@@ -115,7 +117,7 @@ def load_embedding_network(
         "batch_norm": bool(spec.get("batch_norm", True)),
     }
     meta["projector_spec"] = spec
-    return backbone, projector, meta
+    return EmbeddingNetwork(backbone, projector, channels_last=False), meta
 
 
 def check_data_matches(

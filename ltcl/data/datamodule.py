@@ -39,6 +39,7 @@ from ltcl.data.transforms import (
     TestTransform,
 )
 from ltcl.errors import ConfigError, DataError
+from ltcl.models.embedding import embed_all
 
 AUGMENT_ON = ("device", "workers")
 SPLIT_KINDS = ("exponential", "index_file", "given")
@@ -516,6 +517,45 @@ class LongTailDataModule(L.LightningDataModule):
 
                 batch["views"] = list(augment(torch.cat([images, images]), extra).chunk(2))
         return batch
+
+    # ---- embedding a whole set (sampling rounds, evaluation) --------------------------------
+    EMBEDDING_SETS = ("train", "bank", "val", "test", "ood")
+
+    def embedding_loader(
+        self, which: str, indices: np.ndarray | None = None, batch_size: int | None = None
+    ) -> DataLoader:
+        """Test-transformed images of one set, in order, for embedding: ``train`` (the
+        long-tailed training images), ``bank`` (the balanced source; `indices` default to the
+        kNN bank), ``val``, ``test``, or ``ood`` (pool `indices`)."""
+        self.setup("fit")
+        sets = {
+            "train": self.train_set,
+            "bank": self.bank_set,
+            "val": self.val_set,
+            "test": self.test_set,
+        }
+        if which == "ood":
+            if self.ood_pool is None or indices is None:
+                raise ConfigError("embedding the OOD pool needs an attached pool and indices")
+            self.ood_pool.setup()
+            source = self.ood_pool.pool
+        elif which in sets:
+            source = sets[which].source
+            indices = sets[which].indices if indices is None else indices
+        else:
+            raise ValueError(f"unknown set '{which}': use one of {self.EMBEDDING_SETS}")
+        return DataLoader(
+            EvalDataset(source, np.asarray(indices), self.test_set.transform),
+            batch_size=batch_size or self.eval_batch_size,
+            num_workers=self.num_workers,
+        )
+
+    def embed(self, fn, which: str, indices: np.ndarray | None = None, **options):
+        """(fn(images), labels) over one set (see :meth:`embedding_loader`); `options` go to
+        :func:`ltcl.models.embedding.embed_all` (device, modules, to_cpu, bf16_on_cuda) except
+        batch_size."""
+        loader = self.embedding_loader(which, indices, options.pop("batch_size", None))
+        return embed_all(fn, loader, **options)
 
     def summary(self) -> dict[str, Any]:
         """What results.json records about the data."""

@@ -13,11 +13,11 @@ from typing import Any
 
 import lightning as L
 import numpy as np
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from ltcl.data.datamodule import EvalDataset, TwoViewDataset, augment_config
+from ltcl.data.datamodule import TwoViewDataset, augment_config
 from ltcl.data.sources import ImageSource
-from ltcl.data.transforms import PerSampleAugment, TestTransform
+from ltcl.data.transforms import PerSampleAugment
 from ltcl.errors import ConfigError, DataError
 
 
@@ -80,11 +80,6 @@ class OODPoolDataModule(L.LightningDataModule):
             return np.arange(len(self))
         rng = np.random.default_rng([self.seed, round_index])
         return np.sort(rng.choice(len(self), self.candidates_per_round, replace=False))
-
-    def embedding_dataloader(self, indices: np.ndarray) -> DataLoader:
-        """Test-transformed images of `indices`, in order, for embedding."""
-        dataset = EvalDataset(self.pool, indices, TestTransform(self.augment_cfg))
-        return DataLoader(dataset, batch_size=self.eval_batch_size, num_workers=self.num_workers)
 
     def training_dataset(self, indices: np.ndarray, augment_on: str = "device") -> Dataset:
         """Two-view dataset of the sampled images (index = position in `indices`)."""

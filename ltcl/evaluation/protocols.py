@@ -38,6 +38,7 @@ from ltcl.evaluation.linear_probe import (
     probe_with_frozen_backbone,
 )
 from ltcl.evaluation.results import build_results, format_summary, write_results
+from ltcl.models.embedding import backbone_features, embed_all
 
 PROTOCOLS = ("knn", "linear_b", "linear_a", "few_shot")
 
@@ -53,17 +54,14 @@ def extract_features(
     backbone: nn.Module, loader: Iterable[dict[str, Any]], device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Backbone features and labels of every item, in loader order (on the CPU)."""
-    was_training = backbone.training
-    backbone.eval().to(device)
-    feats, labels = [], []
-    for batch in loader:
-        images = batch["image"].to(device, non_blocking=True)
-        images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            feats.append(backbone(images).float().cpu())
-        labels.append(batch["label"])
-    backbone.train(was_training)
-    return torch.cat(feats), torch.cat(labels)
+    backbone.to(device)
+    return embed_all(
+        lambda images: backbone_features(backbone, images, channels_last=True),
+        loader,
+        device,
+        modules=[backbone],
+        bf16_on_cuda=True,
+    )
 
 
 def knn_summary(
@@ -112,28 +110,17 @@ def evaluate_backbone(
         }
     dev = resolve_device(device)
     split, groups, num_classes = datamodule.split, datamodule.class_groups, datamodule.num_classes
-    transform = datamodule.test_set.transform
-    batch_size = datamodule.eval_batch_size
-
-    def loader(source, indices):
-        return DataLoader(
-            EvalDataset(source, indices, transform),
-            batch_size=batch_size,
-            num_workers=datamodule.num_workers,
-        )
+    loader = datamodule.embedding_loader
 
     timing: dict[str, float] = {}
     started = time.perf_counter()
-    bank_source = datamodule.bank_set.source
     balanced = np.asarray(split.balanced_indices)
-    bank_x, bank_y = extract_features(backbone, loader(bank_source, balanced), dev)
-    test_x, test_y = extract_features(
-        backbone, loader(datamodule.test_set.source, datamodule.test_set.indices), dev
-    )
+    bank_x, bank_y = extract_features(backbone, loader("bank", balanced), dev)
+    test_x, test_y = extract_features(backbone, loader("test"), dev)
     val_set = getattr(datamodule, "val_set", None)
     has_val = val_set is not None and len(val_set) > 0 and ({"knn", "linear_b"} & set(protocols))
     if has_val:
-        val_x, val_y = extract_features(backbone, loader(val_set.source, val_set.indices), dev)
+        val_x, val_y = extract_features(backbone, loader("val"), dev)
     timing["features"] = time.perf_counter() - started
     log(
         f"[ltcl] features: {len(bank_x)} balanced train, {len(val_x) if has_val else 0} val, "
@@ -269,7 +256,7 @@ def _few_shot(
             rows = torch.as_tensor([position[int(j)] for j in indices])
             x, y = bank_x[rows], bank_y[rows]
         else:  # a subset outside the balanced set: embed it
-            x, y = extract_features(backbone, loader(datamodule.bank_set.source, indices), device)
+            x, y = extract_features(backbone, loader("bank", indices), device)
         result = probe_on_features(
             x, y, test_x, test_y, datamodule.num_classes, device=device, **probe_opts
         )

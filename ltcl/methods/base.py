@@ -14,13 +14,13 @@ from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ltcl.data.splits import split_fingerprint
 from ltcl.errors import ConfigError, TrainingError
 from ltcl.evaluation.knn import group_accuracies, knn_predict, per_class_accuracy
 from ltcl.models.backbones import build_backbone
+from ltcl.models.embedding import backbone_features, embed
 from ltcl.models.projector import Projector
 from ltcl.optim import parameter_groups, scaled_learning_rate, warmup_cosine_factor
 from ltcl.utils.distributed import gather_variable_length
@@ -80,13 +80,11 @@ class ContrastiveModule(L.LightningModule):
     # ---- forward ------------------------------------------------------------------------
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Backbone output phi(x), the representation that evaluation uses."""
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        return self.backbone(images)
+        return backbone_features(self.backbone, images, self.channels_last)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """z = normalize(h(phi(x)))."""
-        return F.normalize(self.projector(self.features(images)), dim=1)
+        """z = normalize(h(phi(x))) (:func:`ltcl.models.embedding.embed`)."""
+        return embed(self.backbone, self.projector, images, self.channels_last)
 
     # ---- training -----------------------------------------------------------------------
     def training_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

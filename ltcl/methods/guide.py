@@ -23,9 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
-from ltcl.data.datamodule import EvalDataset
 from ltcl.errors import ConfigError
 from ltcl.losses.domain import DomainHead, domain_bce_loss, domain_supcon_loss
 from ltcl.losses.psd import psd_loss
@@ -173,16 +171,9 @@ class GuideModule(ContrastiveModule):
         if self.trainer.is_global_zero:
             candidates = pool.candidates(self.sampler.round)
             started = time.perf_counter()
-            id_z = self._embed_all(
-                EvalDataset(
-                    datamodule.train_set.source,
-                    datamodule.train_set.indices,
-                    datamodule.test_set.transform,
-                )
-            )
-            ood_z = self._embed_all(
-                EvalDataset(pool.pool, candidates, datamodule.test_set.transform)
-            )
+            options = {"device": self.device, "modules": [self], "to_cpu": False, "batch_size": 512}
+            id_z, _ = datamodule.embed(self.embed, "train", **options)
+            ood_z, _ = datamodule.embed(self.embed, "ood", candidates, **options)
             embed_seconds = time.perf_counter() - started
             with torch.enable_grad():
                 log = self.sampler.run_round(epoch, id_z, ood_z, candidates)
@@ -214,16 +205,6 @@ class GuideModule(ContrastiveModule):
             }
             for name, value in stats.items():
                 self.log(name, value, rank_zero_only=True)
-
-    @torch.no_grad()
-    def _embed_all(self, dataset) -> torch.Tensor:
-        """z = normalize(h(phi(x))) of a whole set, eval mode, test transform."""
-        was_training = self.training
-        self.eval()
-        loader = DataLoader(dataset, batch_size=512)
-        out = [self.embed(b["image"].to(self.device)).float() for b in loader]
-        self.train(was_training)
-        return torch.cat(out)
 
     # ---- checkpoint -----------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -18,36 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from ltcl.checkpoints import check_data_matches, load_embedding_network
 from ltcl.data.splits import split_fingerprint
 from ltcl.errors import ConfigError
 from ltcl.losses.guided import DISTILLATION_MODES, distillation_loss, guided_contrastive_loss
 from ltcl.methods.base import ContrastiveModule
+from ltcl.models.embedding import EmbeddingNetwork
 
 INITS = ("guide", "scratch")
-
-
-class FrozenGuide(nn.Module):
-    """The stage-1 network f: z = normalize(h(phi(x))), eval mode, no gradients."""
-
-    def __init__(self, backbone: nn.Module, projector: nn.Module, channels_last: bool):
-        super().__init__()
-        self.backbone, self.projector, self.channels_last = backbone, projector, channels_last
-        self.requires_grad_(False)
-        self.eval()
-
-    def train(self, mode: bool = True) -> FrozenGuide:
-        # Always eval: BN uses the guide's running statistics, as when it was evaluated.
-        return super().train(False)
-
-    @torch.no_grad()
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        return F.normalize(self.projector(self.backbone(images)), dim=1)
 
 
 class StudentModule(ContrastiveModule):
@@ -105,16 +84,17 @@ class StudentModule(ContrastiveModule):
         self.distill_temperatures = (distill_teacher_temperature, distill_student_temperature)
         self.guide_checkpoint = str(guide_checkpoint)
 
-        guide_backbone, guide_projector, meta = load_embedding_network(guide_checkpoint)
+        guide, meta = load_embedding_network(guide_checkpoint)
         self._check_guide_architecture(meta)
         self.guide_meta = meta
         if init == "guide":
-            self.backbone.load_state_dict(guide_backbone.state_dict())
-            self.projector.load_state_dict(guide_projector.state_dict())
-        # A list, so that nn.Module does not register it (see the module docstring).
-        self._frozen_guide = [FrozenGuide(guide_backbone, guide_projector, self.channels_last)]
-        if self.channels_last:
-            self._frozen_guide[0].to(memory_format=torch.channels_last)
+            self.backbone.load_state_dict(guide.backbone.state_dict())
+            self.projector.load_state_dict(guide.projector.state_dict())
+        # A list, so that nn.Module does not register it (see the module docstring). Frozen:
+        # eval mode always (BN uses the guide's running statistics), no gradients.
+        self._frozen_guide = [
+            EmbeddingNetwork(guide.backbone, guide.projector, self.channels_last, frozen=True)
+        ]
 
     def _check_guide_architecture(self, meta: dict[str, Any]) -> None:
         ours, theirs = dict(self.hparams.backbone), dict(meta["backbone"])
@@ -135,7 +115,7 @@ class StudentModule(ContrastiveModule):
             )
 
     @property
-    def guide(self) -> FrozenGuide:
+    def guide(self) -> EmbeddingNetwork:
         guide = self._frozen_guide[0]
         if next(guide.parameters()).device != self.device:
             guide.to(self.device)

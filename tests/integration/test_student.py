@@ -71,7 +71,8 @@ def test_student_trains_with_a_frozen_guide(tmp_path, guide_checkpoint):
     watch = GuideWatch()
     train(student(tmp_path, guide_checkpoint, ["trainer.max_epochs=2"]), extra_callbacks=[watch])
     assert watch.steps == 6
-    backbone, projector, _ = load_embedding_network(guide_checkpoint)
+    guide, _ = load_embedding_network(guide_checkpoint)
+    backbone, projector = guide.backbone, guide.projector
     original = {
         **{f"backbone.{k}": v for k, v in backbone.state_dict().items()},
         **{f"projector.{k}": v for k, v in projector.state_dict().items()},
@@ -92,7 +93,7 @@ def test_student_trains_with_a_frozen_guide(tmp_path, guide_checkpoint):
 def test_student_starts_from_the_guide_or_from_scratch(guide_checkpoint):
     from hydra.utils import instantiate
 
-    backbone, _, _ = load_embedding_network(guide_checkpoint)
+    backbone = load_embedding_network(guide_checkpoint)[0].backbone
     reference = backbone.state_dict()
     for init, equal in (("guide", True), ("scratch", False)):
         cfg = student(Path("/tmp/unused"), guide_checkpoint, [f"method.init={init}"])

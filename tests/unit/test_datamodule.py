@@ -117,9 +117,6 @@ def test_ood_pool_candidates_are_seeded_per_round():
     first, again, second = pool.candidates(0), pool.candidates(0), pool.candidates(1)
     assert np.array_equal(first, again) and not np.array_equal(first, second)
     assert len(np.unique(first)) == 50
-    batch = next(iter(pool.embedding_dataloader(first)))
-    assert batch["image"].shape[1:] == (3, 32, 32)
-    assert np.array_equal(batch["label"].numpy(), pool.pool.labels[first[: len(batch["label"])]])
     item = pool.training_dataset(first)[0]
     assert item["image_uint8"].shape == (3, 32, 32)
 
@@ -152,3 +149,29 @@ def test_train_and_test_classes_with_other_names_are_refused(tmp_path):
             test_source=source(["a", "b", "z"]),
             split={"imbalance_ratio": 2, "n_max": 40, "val_per_class": 10, "seed": 0},
         )
+
+
+def test_one_embedding_loop_for_every_set(tmp_path):
+    """datamodule.embed: each set's images in order, the OOD pool by index, modules in eval
+    mode during the loop and restored after it."""
+    dm = make_dm(tmp_path)
+    dm.attach_ood_pool(
+        OODPoolDataModule("crops", lambda: sample_photo_crops(num_crops=100, seed=0), seed=3)
+    )
+    dm.setup("fit")
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.BatchNorm1d(3 * 32 * 32)).train()
+    seen_modes = []
+
+    def fn(images):
+        seen_modes.append(net.training)
+        return net(images)[:, :4]
+
+    for which, dataset in (("train", dm.train_set), ("val", dm.val_set), ("test", dm.test_set)):
+        out, labels = dm.embed(fn, which, device=torch.device("cpu"), modules=[net])
+        assert out.shape == (len(dataset), 4)
+        expected = [dataset.source.labels[j] for j in dataset.indices]
+        assert labels.tolist() == [int(v) for v in expected]
+    picks = np.array([5, 1, 7])
+    out, labels = dm.embed(fn, "ood", picks, device=torch.device("cpu"), modules=[net])
+    assert labels.tolist() == dm.ood_pool.pool.labels[picks].tolist()
+    assert not any(seen_modes) and net.training
