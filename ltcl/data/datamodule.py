@@ -23,8 +23,9 @@ import torch
 from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader, Dataset
 
+from ltcl.data.archives import extract_archive
 from ltcl.data.batch_sharding import EvalShardSampler, GlobalBatchShardSampler
-from ltcl.data.sources import ImageSource, extract_archive, image_folder
+from ltcl.data.sources import ImageSource, image_folder
 from ltcl.data.splits import (
     LongTailSplit,
     class_groups,

@@ -43,3 +43,31 @@ def run_directory_lock(run_dir: str | os.PathLike) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+class FileLock:
+    """An exclusive advisory lock (fcntl) that waits: concurrent ranks decode a cache or extract
+    an archive once (the others wait, then reuse it)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._f = None
+
+    def __enter__(self) -> FileLock:
+        self._f = open(self.path, "a+")  # noqa: SIM115 - closed in __exit__
+        try:
+            import fcntl
+
+            fcntl.flock(self._f.fileno(), fcntl.LOCK_EX)
+        except ImportError:  # no fcntl (Windows): single-process use only
+            pass
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            import fcntl
+
+            fcntl.flock(self._f.fileno(), fcntl.LOCK_UN)
+        except ImportError:
+            pass
+        self._f.close()

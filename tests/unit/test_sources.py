@@ -10,15 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ltcl.data import sources
+from ltcl.data import decode_cache
+from ltcl.data.archives import extract_archive
+from ltcl.data.array_sources import npy_array, torchvision_cifar
 from ltcl.data.sources import (
     ImageSource,
     RowView,
-    extract_archive,
     image_folder,
     list_file,
-    npy_array,
-    torchvision_cifar,
 )
 from ltcl.errors import ConfigError, DataError
 
@@ -114,7 +113,7 @@ def test_image_folder_cache_reuses_the_same_pixels(folder, tmp_path, monkeypatch
     def no_rebuild(*a, **k):
         raise AssertionError("the cache should have been reused")
 
-    monkeypatch.setattr(sources, "_build_cache", no_rebuild)
+    monkeypatch.setattr(decode_cache, "_build_cache", no_rebuild)
     second = image_folder(root, "train", cache_dir=cache)
     assert visible(cache) == files
     assert np.array_equal(np.asarray(first.images), np.asarray(second.images))
@@ -130,8 +129,8 @@ def test_image_folder_cache_reuses_the_same_pixels(folder, tmp_path, monkeypatch
 
 def test_image_folder_cache_with_worker_pool(folder, tmp_path, monkeypatch):
     root, _ = folder
-    monkeypatch.setattr(sources, "_POOL_MIN_IMAGES", 1)
-    monkeypatch.setattr(sources, "_CHUNK", 4)
+    monkeypatch.setattr(decode_cache, "_POOL_MIN_IMAGES", 1)
+    monkeypatch.setattr(decode_cache, "_CHUNK", 4)
     pooled = image_folder(root, "train", cache_dir=tmp_path / "c1", num_workers=2)
     serial = image_folder(root, "train", cache_dir=tmp_path / "c2", num_workers=0)
     assert np.array_equal(np.asarray(pooled.images), np.asarray(serial.images))
