@@ -20,7 +20,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/tune_
 started=$(date +%s)
 python3 - <<'PY'  # decode both archives once, before jobs run in parallel
 import os
-from ltcl.data.datamodule import image_folder_or_archive
+from ltcl.data.archives import image_folder_or_archive
 d, s = os.environ["LTCL_DATA_DIR"], os.environ["LTCL_SHARED_DATA_DIR"]
 for split in ("train", "test"):
     image_folder_or_archive(f"{d}/cifar10", split, f"{s}/cifar10-jpeg.tar.gz", cache_dir=f"{d}/cache")

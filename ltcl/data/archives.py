@@ -9,6 +9,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from ltcl.data.sources import ImageSource, image_folder
 from ltcl.errors import DataError
 from ltcl.utils.files import atomic_write_text
 from ltcl.utils.lock import FileLock
@@ -126,3 +127,26 @@ def _remove(p: Path) -> None:
         shutil.rmtree(p, ignore_errors=True)
     else:
         p.unlink(missing_ok=True)
+
+
+def image_folder_or_archive(
+    root: str, split: str = "train", archive: str | None = None, **kwargs
+) -> ImageSource:
+    """An image folder, extracted once from `archive` (a .tar.gz) when `root` is absent.
+
+    The archive must hold `<basename(root)>/` at its top, as the shared CIFAR-10 and Tiny
+    ImageNet copies do, and is extracted into the parent of `root`.
+    """
+    # An existing but empty (or split-less) folder, e.g. left by an interrupted copy, is
+    # treated as absent: the archive fills it.
+    missing = not os.path.isdir(root) or not os.path.isdir(os.path.join(root, split))
+    if missing and archive:
+        extracted = extract_archive(archive, os.path.dirname(os.path.abspath(root)))
+        if not os.path.isdir(os.path.join(root, split)):
+            raise DataError(
+                f"extracting {archive} into {extracted} did not create {root}/{split}: point "
+                "the source's root (data.train_source.root / data.test_source.root, or "
+                "ood.source.root; by default under paths.data_dir) at the folder inside the "
+                f"archive that holds {split}/"
+            )
+    return image_folder(root, split=split, **kwargs)

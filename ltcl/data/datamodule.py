@@ -13,7 +13,6 @@ with training rather than with JPEG-free but Python-heavy per-image transforms.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -23,9 +22,9 @@ import torch
 from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader, Dataset
 
-from ltcl.data.archives import extract_archive
 from ltcl.data.batch_sharding import EvalShardSampler, GlobalBatchShardSampler
-from ltcl.data.sources import ImageSource, image_folder
+from ltcl.data.datasets import EvalDataset, SampledOODDataset, TwoViewDataset
+from ltcl.data.sources import ImageSource
 from ltcl.data.splits import (
     LongTailSplit,
     class_groups,
@@ -50,94 +49,6 @@ def augment_config(augment: dict | None) -> AugmentConfig:
     """AugmentConfig from a config dict {recipe: cifar|imagenet, size: ..., overrides...}."""
     options = dict(augment or {})
     return AugmentConfig.from_recipe(options.pop("recipe", "cifar"), **options)
-
-
-def _image_tensor(array: np.ndarray) -> torch.Tensor:
-    """uint8 HxWx3 -> uint8 3xHxW tensor (no copy of the float kind)."""
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
-
-
-class TwoViewDataset(Dataset):
-    """The long-tailed training set: item = {index, views | image_uint8, label}.
-
-    `index` is the position in the training set (0..N-1), stable across epochs, so that
-    per-sample statistics (BCL's loss EMA, COLT's tail score) can be kept.
-    """
-
-    def __init__(self, source: ImageSource, indices: np.ndarray, augment: Callable | None):
-        self.source, self.indices, self.augment = source, np.asarray(indices), augment
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        j = int(self.indices[i])
-        image = self.source.load(j)
-        item = {"index": i, "label": int(self.source.labels[j])}
-        if self.augment is None:
-            item["image_uint8"] = _image_tensor(image)
-        else:
-            item["views"] = [self.augment(image), self.augment(image)]
-        return item
-
-
-class SampledOODDataset(Dataset):
-    """The sampled OOD images as training items: {index (offset), views | image_uint8,
-    pseudo_label}. Indices are offset by the ID set's length so that an OOD image never shares
-    an id with an ID image."""
-
-    def __init__(self, two_views: TwoViewDataset, pseudo_labels: np.ndarray, id_offset: int):
-        self.two_views, self.pseudo_labels, self.id_offset = two_views, pseudo_labels, id_offset
-
-    def __len__(self) -> int:
-        return len(self.two_views)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        item = self.two_views[i]
-        item["index"] = self.id_offset + i
-        item["label"] = int(self.pseudo_labels[i])
-        return item
-
-
-class EvalDataset(Dataset):
-    """A balanced evaluation set: item = {index, image (test transform), label}."""
-
-    def __init__(self, source: ImageSource, indices: np.ndarray, transform: Callable):
-        self.source, self.indices, self.transform = source, np.asarray(indices), transform
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        j = int(self.indices[i])
-        return {
-            "index": i,
-            "image": self.transform(self.source.load(j)),
-            "label": int(self.source.labels[j]),
-        }
-
-
-def image_folder_or_archive(
-    root: str, split: str = "train", archive: str | None = None, **kwargs
-) -> ImageSource:
-    """An image folder, extracted once from `archive` (a .tar.gz) when `root` is absent.
-
-    The archive must hold `<basename(root)>/` at its top, as the shared CIFAR-10 and Tiny
-    ImageNet copies do, and is extracted into the parent of `root`.
-    """
-    # An existing but empty (or split-less) folder, e.g. left by an interrupted copy, is
-    # treated as absent: the archive fills it.
-    missing = not os.path.isdir(root) or not os.path.isdir(os.path.join(root, split))
-    if missing and archive:
-        extracted = extract_archive(archive, os.path.dirname(os.path.abspath(root)))
-        if not os.path.isdir(os.path.join(root, split)):
-            raise DataError(
-                f"extracting {archive} into {extracted} did not create {root}/{split}: point "
-                "the source's root (data.train_source.root / data.test_source.root, or "
-                "ood.source.root; by default under paths.data_dir) at the folder inside the "
-                f"archive that holds {split}/"
-            )
-    return image_folder(root, split=split, **kwargs)
 
 
 def carve_balanced(labels: np.ndarray, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

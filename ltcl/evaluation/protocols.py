@@ -28,7 +28,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ltcl.data.datamodule import EvalDataset, LongTailDataModule
+from ltcl.data.datamodule import LongTailDataModule
+from ltcl.data.datasets import EvalDataset
 from ltcl.errors import ConfigError
 from ltcl.evaluation.few_shot import few_shot_subsets
 from ltcl.evaluation.knn import group_accuracies, knn_predict, per_class_accuracy

@@ -370,7 +370,7 @@ def test_extract_archive_errors(tmp_path):
 
 def test_an_empty_folder_in_the_way_is_filled_from_the_archive(tmp_path):
     """An interrupted copy leaves cifar10/ empty: the archive is still extracted into it."""
-    from ltcl.data.datamodule import image_folder_or_archive
+    from ltcl.data.archives import image_folder_or_archive
 
     arc = make_archive(tmp_path)
     (tmp_path / "data" / "toyset").mkdir(parents=True)
