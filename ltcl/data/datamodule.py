@@ -23,6 +23,7 @@ from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader, Dataset
 
 from ltcl.data.batch_sharding import EvalShardSampler, GlobalBatchShardSampler
+from ltcl.data.batched_transforms import BatchedAugment
 from ltcl.data.datasets import EvalDataset, SampledOODDataset, TwoViewDataset
 from ltcl.data.sources import ImageSource
 from ltcl.data.splits import (
@@ -32,12 +33,7 @@ from ltcl.data.splits import (
     save_split,
     split_from_index_file,
 )
-from ltcl.data.transforms import (
-    AugmentConfig,
-    BatchedAugment,
-    PerSampleAugment,
-    TestTransform,
-)
+from ltcl.data.transforms import AugmentConfig, PerSampleAugment, TestTransform
 from ltcl.errors import ConfigError, DataError
 from ltcl.models.embedding import embed_all
 

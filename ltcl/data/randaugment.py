@@ -319,7 +319,7 @@ def _check_images(x: Tensor) -> None:
     if not x.is_floating_point():
         raise DataError(
             f"Images must be float in [0, 1]; got dtype {x.dtype} (convert them with "
-            "ltcl.data.transforms.to_float_tensor)."
+            "ltcl.data.batched_transforms.to_float_tensor)."
         )
 
 

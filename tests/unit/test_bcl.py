@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from ltcl.data.transforms import AugmentConfig, BatchedAugment
+from ltcl.data.batched_transforms import BatchedAugment
+from ltcl.data.transforms import AugmentConfig
 from ltcl.errors import ConfigError
 from ltcl.losses.nt_xent import nt_xent
 from ltcl.train import train

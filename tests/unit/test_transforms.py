@@ -29,17 +29,14 @@ import torch.nn.functional as F
 from PIL import Image
 from scipy.stats import ks_2samp
 
-from ltcl.data.transforms import (
-    AugmentConfig,
+from ltcl.data.batched_transforms import (
     BatchedAugment,
     BatchedTestTransform,
-    PerSampleAugment,
     RandomColorJitter,
-    TestTransform,
-    TwoViews,
     _resize_weights,
     to_float_tensor,
 )
+from ltcl.data.transforms import AugmentConfig, PerSampleAugment, TestTransform, TwoViews
 from ltcl.errors import ConfigError, DataError
 
 N = 2000
@@ -181,7 +178,7 @@ def test_crop_boxes_match_torchvision_sampler():
     from scipy.stats import chi2_contingency
     from torchvision.transforms import v2
 
-    from ltcl.data.transforms import _RandomResizedCrop
+    from ltcl.data.batched_transforms import _RandomResizedCrop
 
     n = 20000
     for height, width in ((32, 32), (40, 56)):
