@@ -36,6 +36,7 @@ import torch
 from torchvision.transforms import InterpolationMode, v2
 
 from ltcl.errors import ConfigError, DataError
+from ltcl.utils.validate import check_probability
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -69,13 +70,6 @@ def _pair(value: Any, name: str) -> tuple[float, float]:
     if not lo <= hi:
         raise ConfigError(f"augment.{name} = ({lo}, {hi}) has low > high; swap the two values.")
     return lo, hi
-
-
-def _check_p(value: float, name: str) -> float:
-    value = float(value)
-    if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"augment.{name} = {value} is not a probability; use a value in [0, 1].")
-    return value
 
 
 @dataclass
@@ -135,10 +129,10 @@ class AugmentConfig:
                 f"augment.interpolation = {self.interpolation!r} is unknown; use one of "
                 f"{sorted(_INTERPOLATIONS)}."
             )
-        self.flip_p = _check_p(self.flip_p, "flip_p")
-        self.jitter_p = _check_p(self.jitter_p, "jitter_p")
-        self.grayscale_p = _check_p(self.grayscale_p, "grayscale_p")
-        self.blur_p = _check_p(self.blur_p, "blur_p")
+        self.flip_p = check_probability(self.flip_p, "augment.flip_p")
+        self.jitter_p = check_probability(self.jitter_p, "augment.jitter_p")
+        self.grayscale_p = check_probability(self.grayscale_p, "augment.grayscale_p")
+        self.blur_p = check_probability(self.blur_p, "augment.blur_p")
 
         strength = tuple(float(v) for v in self.jitter_strength)
         if len(strength) != 4 or min(strength) < 0.0 or strength[3] > 0.5:

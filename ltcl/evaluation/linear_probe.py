@@ -25,6 +25,7 @@ from torch import nn
 
 from ltcl.errors import ConfigError, DataError
 from ltcl.evaluation.knn import group_accuracies, per_class_accuracy
+from ltcl.utils.validate import check_int, check_positive
 
 __all__ = [
     "ProbeResult",
@@ -82,23 +83,6 @@ class ProbeResult:
 
 def _is_int(x: Any) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
-
-
-def _check_int(value: Any, name: str, low: int, fix: str) -> int:
-    if not _is_int(value) or value < low:
-        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}: {fix}")
-    return int(value)
-
-
-def _check_positive(value: Any, name: str, fix: str, allow_zero: bool = False) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = float("nan")
-    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"{name} must be a finite number {bound}, got {value!r}: {fix}")
-    return v
 
 
 def _as_features(x: Any, name: str) -> torch.Tensor:
@@ -230,19 +214,19 @@ def probe_on_features(
     device and thread count. ``also_evaluate`` ({name: (feats, labels)}, e.g. the validation
     split) scores the same trained head on other sets: ``result.other_per_class[name]``.
     """
-    num_classes = _check_int(num_classes, "num_classes", 2, "set it to the dataset's class count")
-    epochs = _check_int(epochs, "epochs", 1, "BCL uses 500")
-    batch_size = _check_int(batch_size, "batch_size", 1, "BCL uses 1000")
+    num_classes = check_int(num_classes, "num_classes", 2, "set it to the dataset's class count")
+    epochs = check_int(epochs, "epochs", 1, "BCL uses 500")
+    batch_size = check_int(batch_size, "batch_size", 1, "BCL uses 1000")
     if not _is_int(seed):
         raise ConfigError(f"seed must be an integer, got {seed!r}")
-    lr = _check_positive(lr, "lr", "BCL uses 1e-2")
-    final_lr = _check_positive(final_lr, "final_lr", "BCL uses 1e-6")
+    lr = check_positive(lr, "lr", "BCL uses 1e-2")
+    final_lr = check_positive(final_lr, "final_lr", "BCL uses 1e-6")
     if final_lr > lr:
         raise ConfigError(
             f"final_lr ({final_lr}) must not exceed lr ({lr}): the schedule decays from lr to "
             "final_lr; swap them or set final_lr = lr for a constant rate"
         )
-    weight_decay = _check_positive(weight_decay, "weight_decay", "BCL uses 5e-6", allow_zero=True)
+    weight_decay = check_positive(weight_decay, "weight_decay", "BCL uses 5e-6", allow_zero=True)
 
     x_train = _as_features(train_feats, "train_feats")
     x_test = _as_features(test_feats, "test_feats")
@@ -376,7 +360,7 @@ def probe_train_transform(
     RandomResizedCrop(size) (scale 0.08-1) + flip. Normalised with ``mean``/``std``, which must
     be those of the pretraining transform.
     """
-    size = _check_int(size, "size", 1, "use 32 for CIFAR, 224 for ImageNet-100 / Places")
+    size = check_int(size, "size", 1, "use 32 for CIFAR, 224 for ImageNet-100 / Places")
     mean_t = [float(v) for v in mean]
     std_t = [float(v) for v in std]
     if len(mean_t) != 3 or len(std_t) != 3 or min(std_t) <= 0:
@@ -491,14 +475,14 @@ def probe_with_frozen_backbone(
             "the published valIdxList), or use protocol (b) (probe_on_features), which tests "
             "the last epoch"
         )
-    num_classes = _check_int(num_classes, "num_classes", 2, "set it to the dataset's class count")
-    feature_dim = _check_int(feature_dim, "feature_dim", 1, "512 for ResNet-18")
-    epochs = _check_int(epochs, "epochs", 1, "SDCLR/COLT use 30")
-    select_topk = _check_int(select_topk, "select_topk", 1, "use 1 (CIFAR) or 5 (ImageNet)")
+    num_classes = check_int(num_classes, "num_classes", 2, "set it to the dataset's class count")
+    feature_dim = check_int(feature_dim, "feature_dim", 1, "512 for ResNet-18")
+    epochs = check_int(epochs, "epochs", 1, "SDCLR/COLT use 30")
+    select_topk = check_int(select_topk, "select_topk", 1, "use 1 (CIFAR) or 5 (ImageNet)")
     if not _is_int(seed):
         raise ConfigError(f"seed must be an integer, got {seed!r}")
-    lr = _check_positive(lr, "lr", "SDCLR/COLT use 30")
-    weight_decay = _check_positive(weight_decay, "weight_decay", "COLT uses 0", allow_zero=True)
+    lr = check_positive(lr, "lr", "SDCLR/COLT use 30")
+    weight_decay = check_positive(weight_decay, "weight_decay", "COLT uses 0", allow_zero=True)
     try:
         momentum = float(momentum)
     except (TypeError, ValueError):

@@ -15,11 +15,11 @@ from torch import nn
 
 from ltcl.errors import ConfigError
 from ltcl.losses.psd import (
-    _check_temperature,
-    _check_views,
-    _supcon_from_positive_mask,
-    _two_view_layout,
+    check_views,
+    supcon_from_positive_mask,
+    two_view_layout,
 )
+from ltcl.utils.validate import check_temperature
 
 
 class DomainHead(nn.Module):
@@ -99,10 +99,10 @@ def domain_supcon_loss(
     all 2N anchors of the global batch. Embeddings are L2-normalised here; with
     `gather=True` and a process group, candidates and domain labels come from every process.
     """
-    _check_temperature(temperature)
-    _check_views(z1, z2)
+    check_temperature(temperature)
+    check_views(z1, z2)
     _check_domain_mask(is_ood, z1.shape[0])
-    layout = _two_view_layout(z1, z2, gather)
+    layout = two_view_layout(z1, z2, gather)
     domains = is_ood.long()
     same_domain = domains.repeat(2)[:, None] == layout.gather_labels(domains)[None, :]
-    return _supcon_from_positive_mask(layout, same_domain, temperature)
+    return supcon_from_positive_mask(layout, same_domain, temperature)

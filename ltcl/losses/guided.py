@@ -44,8 +44,9 @@ import torch
 import torch.nn.functional as F
 
 from ltcl.errors import ConfigError
-from ltcl.losses.nt_xent import _check_temperature, _check_views, _two_view_layout
+from ltcl.losses.nt_xent import check_views, two_view_layout
 from ltcl.utils import distributed
+from ltcl.utils.validate import check_temperature
 
 DISTILLATION_MODES = ("relational", "feature", "both")
 
@@ -70,7 +71,7 @@ class GuidedWeights:
     repulsion: torch.Tensor  # w-
 
 
-def _check_selection(delta: float, k_pos: int) -> None:
+def check_guided_selection(delta: float, k_pos: int) -> None:
     if isinstance(delta, bool) or not isinstance(delta, (int, float)) or math.isnan(delta):
         raise ConfigError(
             f"delta must be a number in [-1, inf), got {delta!r}; docs/method.md starts with 0.8, "
@@ -88,14 +89,9 @@ def _check_selection(delta: float, k_pos: int) -> None:
         )
 
 
-def _check_named_temperature(value: float, name: str) -> None:
-    if not value > 0:
-        raise ConfigError(f"{name} must be > 0, got {value}; docs/method.md uses 0.2")
-
-
 def _check_guide(u1: torch.Tensor, u2: torch.Tensor, v1: torch.Tensor, v2: torch.Tensor) -> None:
-    _check_views(u1, u2)
-    _check_views(v1, v2)
+    check_views(u1, u2)
+    check_views(v1, v2)
     if v1.shape[0] != u1.shape[0]:
         raise ConfigError(
             f"the guide views hold {v1.shape[0]} images and the student views {u1.shape[0]}; "
@@ -137,7 +133,7 @@ def guided_positive_selection(
     sort, so the choice is the same on 1 and on N processes). ``delta > 1`` or
     ``k_pos == 0`` select nothing.
     """
-    _check_selection(delta, k_pos)
+    check_guided_selection(delta, k_pos)
     rows, columns = guide_similarity.shape
     selected = torch.zeros((rows, columns), dtype=torch.bool, device=guide_similarity.device)
     if delta > 1 or k_pos == 0:
@@ -219,11 +215,11 @@ def guided_contrastive_loss(
     ``guided_positives_per_anchor`` (mean |G(i)|) and ``anchors_with_guided_positives``
     (share of anchors with |G(i)| > 0).
     """
-    _check_temperature(temperature)
-    _check_selection(delta, k_pos)
+    check_temperature(temperature)
+    check_guided_selection(delta, k_pos)
     # Every check runs before the first collective, so a bad call fails on every rank.
     _check_guide(u1, u2, v1, v2)
-    layout = _two_view_layout(u1, u2, gather)
+    layout = two_view_layout(u1, u2, gather)
     v_anchors, v_candidates = _guide_views(v1, v2, gather)
     weights = guided_contrastive_weights(
         v_anchors @ v_candidates.T,
@@ -281,10 +277,10 @@ def relational_distillation_loss(
     2G - 1 gathered views other than the anchor. It transfers the guide's neighbourhoods
     rather than its coordinates, so D and D' may differ. The teacher side has no gradient.
     """
-    _check_named_temperature(teacher_temperature, "teacher_temperature")
-    _check_named_temperature(student_temperature, "student_temperature")
+    check_temperature(teacher_temperature, "teacher_temperature")
+    check_temperature(student_temperature, "student_temperature")
     _check_guide(u1, u2, v1, v2)
-    layout = _two_view_layout(u1, u2, gather)
+    layout = two_view_layout(u1, u2, gather)
     v_anchors, v_candidates = _guide_views(v1, v2, gather)
     student = _without_own_column(layout.anchors @ layout.candidates.T, layout.own_column)
     with torch.no_grad():

@@ -20,10 +20,11 @@ from torch import nn
 
 from ltcl.errors import ConfigError
 from ltcl.utils import distributed
+from ltcl.utils.validate import check_temperature
 
 
 @dataclass(frozen=True)
-class _TwoViewLayout:
+class TwoViewLayout:
     """Local anchors, gathered candidates and the columns a local anchor needs among them.
 
     Rows: the 2B local views, ``cat([z1, z2])``. Columns: the 2G gathered views,
@@ -43,12 +44,7 @@ class _TwoViewLayout:
         return all_labels.repeat(2)
 
 
-def _check_temperature(temperature: float) -> None:
-    if not temperature > 0:
-        raise ConfigError(f"temperature must be > 0, got {temperature}; docs/method.md uses 0.2")
-
-
-def _check_views(z1: torch.Tensor, z2: torch.Tensor) -> None:
+def check_views(z1: torch.Tensor, z2: torch.Tensor) -> None:
     if z1.shape != z2.shape or z1.ndim != 2:
         raise ConfigError(
             f"views must both be (B, D), got {tuple(z1.shape)} and {tuple(z2.shape)}; "
@@ -56,13 +52,13 @@ def _check_views(z1: torch.Tensor, z2: torch.Tensor) -> None:
         )
 
 
-def _two_view_layout(z1: torch.Tensor, z2: torch.Tensor, gather: bool) -> _TwoViewLayout:
+def two_view_layout(z1: torch.Tensor, z2: torch.Tensor, gather: bool) -> TwoViewLayout:
     """Normalise, gather with gradients and locate each local anchor's own and positive columns.
 
     Rank offsets as in MoCo v3's labels: the local image b is global image
     ``g = rank * B + b``, its views are columns ``g`` and ``g + G``.
     """
-    _check_views(z1, z2)
+    check_views(z1, z2)
     z1 = F.normalize(z1, dim=1)
     z2 = F.normalize(z2, dim=1)
     batch = z1.shape[0]
@@ -74,7 +70,7 @@ def _two_view_layout(z1: torch.Tensor, z2: torch.Tensor, gather: bool) -> _TwoVi
         all_z1, all_z2 = z1, z2
     global_batch = batch * world
     local = torch.arange(batch, device=z1.device) + rank * batch
-    return _TwoViewLayout(
+    return TwoViewLayout(
         anchors=torch.cat([z1, z2], dim=0),
         candidates=torch.cat([all_z1, all_z2], dim=0),
         own_column=torch.cat([local, local + global_batch]),
@@ -96,8 +92,8 @@ def nt_xent(
     negatives come from every process (global batch B x world_size). `per_sample=True` returns
     each local image's loss, the mean of its two views' terms, (B,) (BCL's memorisation signal).
     """
-    _check_temperature(temperature)
-    layout = _two_view_layout(z1, z2, gather)
+    check_temperature(temperature)
+    layout = two_view_layout(z1, z2, gather)
     logits = layout.anchors @ layout.candidates.T / temperature
     self_mask = F.one_hot(layout.own_column, num_classes=logits.shape[1]).bool()
     logits = logits.masked_fill(self_mask, float("-inf"))
@@ -113,7 +109,7 @@ class NTXentLoss(nn.Module):
 
     def __init__(self, temperature: float = 0.2, gather: bool = True):
         super().__init__()
-        _check_temperature(temperature)
+        check_temperature(temperature)
         self.temperature = temperature
         self.gather = gather
 

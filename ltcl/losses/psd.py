@@ -23,17 +23,17 @@ import torch.nn.functional as F
 
 from ltcl.errors import ConfigError
 from ltcl.losses.nt_xent import (
-    _check_temperature,
-    _check_views,
-    _two_view_layout,
-    _TwoViewLayout,
+    TwoViewLayout,
+    check_views,
+    two_view_layout,
 )
+from ltcl.utils.validate import check_temperature
 
 BETA_NORMALIZATIONS = ("per_positive", "total")
 
 
-def _supcon_from_positive_mask(
-    layout: _TwoViewLayout, positive_weights: torch.Tensor, temperature: float
+def supcon_from_positive_mask(
+    layout: TwoViewLayout, positive_weights: torch.Tensor, temperature: float
 ) -> torch.Tensor:
     """Weighted L_out supervised-contrastive loss, mean over the local anchors.
 
@@ -85,7 +85,7 @@ def psd_loss(
     The embeddings are L2-normalised here. With `gather=True` and a process group, the
     candidates and labels come from every process (global batch B x world_size).
     """
-    _check_temperature(temperature)
+    check_temperature(temperature)
     if not (math.isfinite(beta) and beta >= 0):
         raise ConfigError(
             f"beta must be a finite number >= 0, got {beta}; 1.0 weighs same-cluster views "
@@ -98,14 +98,14 @@ def psd_loss(
         )
     # Every check runs before the first collective, so that a bad call fails on every rank
     # instead of leaving the others waiting in all_gather.
-    _check_views(z1, z2)
+    check_views(z1, z2)
     _check_labels(
         pseudo_labels,
         z1.shape[0],
         "pseudo_labels",
         "pass cluster ids as a LongTensor with -1 for images without a pseudo label",
     )
-    layout = _two_view_layout(z1, z2, gather)
+    layout = two_view_layout(z1, z2, gather)
     anchor_labels = pseudo_labels.repeat(2)[:, None]
     candidate_labels = layout.gather_labels(pseudo_labels)[None, :]
     same_cluster = (anchor_labels == candidate_labels) & (anchor_labels >= 0)
@@ -115,4 +115,4 @@ def psd_loss(
         count = same_cluster.sum(dim=1, keepdim=True) - 2
         weights = weights / count.clamp(min=1).to(weights.dtype)
     weights = weights.scatter(1, layout.positive_column[:, None], 1.0)
-    return _supcon_from_positive_mask(layout, weights, temperature)
+    return supcon_from_positive_mask(layout, weights, temperature)

@@ -22,7 +22,12 @@ import torch
 from ltcl.checkpoints import check_data_matches, load_embedding_network
 from ltcl.data.splits import split_fingerprint
 from ltcl.errors import ConfigError
-from ltcl.losses.guided import DISTILLATION_MODES, distillation_loss, guided_contrastive_loss
+from ltcl.losses.guided import (
+    DISTILLATION_MODES,
+    check_guided_selection,
+    distillation_loss,
+    guided_contrastive_loss,
+)
 from ltcl.methods.base import ContrastiveModule
 from ltcl.models.embedding import EmbeddingNetwork
 
@@ -65,13 +70,7 @@ class StudentModule(ContrastiveModule):
             )
         if init not in INITS:
             raise ConfigError(f"unknown student init '{init}': use one of {INITS}")
-        if not (isinstance(delta, int | float) and -1.0 <= delta <= 1.0):
-            raise ConfigError(
-                f"delta={delta} is not a cosine similarity: choose delta in [-1, 1] "
-                "(turn guided positives off with k_pos=0)"
-            )
-        if isinstance(k_pos, bool) or not isinstance(k_pos, int) or k_pos < 0:
-            raise ConfigError(f"k_pos must be an integer >= 0, got {k_pos!r}")
+        check_guided_selection(delta, k_pos)  # the loss's own rule, checked before training
         if distillation not in DISTILLATION_MODES:
             raise ConfigError(
                 f"unknown distillation '{distillation}': use one of {DISTILLATION_MODES}"

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from ltcl.errors import ConfigError, DataError
+from ltcl.utils.validate import check_int, check_positive
 
 __all__ = [
     "ClusteringResult",
@@ -100,16 +101,6 @@ def _check_embeddings(x: Tensor, name: str = "embeddings") -> Tensor:
             f"earlier checkpoint ({bad} non-finite values in the {name}, shape {tuple(x.shape)})"
         )
     return x.detach()
-
-
-def _check_positive(value: float, name: str, hint: str) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise ConfigError(f"{name} must be a finite number > 0, got {value!r}; {hint}")
-
-
-def _check_int(value: int, name: str, minimum: int, hint: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}; {hint}")
 
 
 def _check_centroids(centroids: Tensor, dim: int, dtype: torch.dtype, device) -> Tensor:
@@ -278,14 +269,14 @@ def kmeans(
     """
     x = _check_embeddings(x)
     n, dim = x.shape
-    _check_int(num_clusters, "num_clusters", 1, "set method.sampler.num_clusters to at least 1")
+    check_int(num_clusters, "num_clusters", 1, "set method.sampler.num_clusters to at least 1")
     if num_clusters > n:
         raise ConfigError(
             f"Nc (method.sampler.num_clusters) larger than the ID set: num_clusters={num_clusters} but "
             f"there are only {n} embeddings; set method.sampler.num_clusters to at most {n}"
         )
-    _check_int(iterations, "iterations", 0, "use 0 for k-means++ seeding only")
-    _check_int(chunk_size, "chunk_size", 1, "a few thousand rows is a good chunk")
+    check_int(iterations, "iterations", 0, "use 0 for k-means++ seeding only")
+    check_int(chunk_size, "chunk_size", 1, "a few thousand rows is a good chunk")
     if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol >= 0):
         raise ConfigError(f"tol must be a finite number >= 0, got {tol!r}; 1e-4 is the default")
 
@@ -338,7 +329,7 @@ def student_t_assignments(z: Tensor, centroids: Tensor, dof: float = 1.0) -> Ten
 
     Differentiable with respect to both inputs; computed in log space for stability.
     """
-    _check_positive(dof, "dof", "the Student-t degrees of freedom; docs/method.md uses 1")
+    check_positive(dof, "dof", "the Student-t degrees of freedom; docs/method.md uses 1")
     if not isinstance(z, Tensor) or z.ndim != 2:
         raise DataError(f"z must have shape (N, D), got {getattr(z, 'shape', type(z))}")
     if not isinstance(centroids, Tensor) or centroids.ndim != 2 or centroids.shape[1] != z.shape[1]:
@@ -444,17 +435,17 @@ def refine_centroids(
     z = _check_embeddings(z)
     n, dim = z.shape
     mu0 = _check_centroids(centroids, dim, z.dtype, z.device)
-    _check_positive(dof, "dof", "the Student-t degrees of freedom; docs/method.md uses 1")
+    check_positive(dof, "dof", "the Student-t degrees of freedom; docs/method.md uses 1")
     if not (isinstance(gamma, (int, float)) and math.isfinite(gamma) and gamma >= 0):
         raise ConfigError(f"gamma must be a finite number >= 0, got {gamma!r}; 1 is DEC's choice")
-    _check_int(iterations, "iterations", 0, "use 0 to skip the KL refinement")
-    _check_int(batch_size, "batch_size", 1, "1024 is the default")
-    _check_positive(lr, "lr", "1e-3 (Adam) is the default")
-    _check_int(chunk_size, "chunk_size", 1, "a few thousand rows is a good chunk")
+    check_int(iterations, "iterations", 0, "use 0 to skip the KL refinement")
+    check_int(batch_size, "batch_size", 1, "1024 is the default")
+    check_positive(lr, "lr", "1e-3 (Adam) is the default")
+    check_int(chunk_size, "chunk_size", 1, "a few thousand rows is a good chunk")
     batch = min(batch_size, n)
     if target_update_interval is None:
         target_update_interval = math.ceil(n / batch)
-    _check_int(target_update_interval, "target_update_interval", 1, "None means once per pass")
+    check_int(target_update_interval, "target_update_interval", 1, "None means once per pass")
 
     dof, gamma = float(dof), float(gamma)
     mu = mu0.clone().requires_grad_(True)
@@ -507,7 +498,7 @@ def cluster_id_embeddings(
     round should be visible in the logs, not kill a long run. The OOD sampler gives such
     clusters no special treatment beyond their budget (a small n_k simply earns a large one).
     """
-    _check_int(kmeans_inits, "kmeans_inits", 1, "set method.sampler.kmeans_inits to at least 1")
+    check_int(kmeans_inits, "kmeans_inits", 1, "set method.sampler.kmeans_inits to at least 1")
     # Several k-means++ starts, the lowest inertia kept (scikit-learn's n_init, which COLT uses).
     runs = [
         kmeans(

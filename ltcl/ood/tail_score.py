@@ -13,16 +13,17 @@ import torch
 import torch.nn.functional as F
 
 from ltcl.errors import ConfigError
-from ltcl.losses.nt_xent import _check_temperature, _two_view_layout
+from ltcl.losses.nt_xent import two_view_layout
+from ltcl.utils.validate import check_temperature
 
 
 def _softmax_over_the_batch(z1, z2, temperature: float, k: int, gather: bool):
     """p(j | i) of every local anchor over every other view of the (gathered) batch, with the
     masks of each anchor's own column and of its positive."""
-    _check_temperature(temperature)
+    check_temperature(temperature)
     if k < 1:
         raise ConfigError(f"method.sampler.colt_topk must be >= 1, got {k}")
-    layout = _two_view_layout(z1.detach(), z2.detach(), gather)
+    layout = two_view_layout(z1.detach(), z2.detach(), gather)
     logits = layout.anchors @ layout.candidates.T / temperature
     own = F.one_hot(layout.own_column, num_classes=logits.shape[1]).bool()
     probs = torch.softmax(logits.float().masked_fill(own, float("-inf")), dim=1)
