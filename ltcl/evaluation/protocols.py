@@ -33,11 +33,8 @@ from ltcl.data.datasets import EvalDataset
 from ltcl.errors import ConfigError
 from ltcl.evaluation.few_shot import few_shot_subsets
 from ltcl.evaluation.knn import group_accuracies, knn_predict, per_class_accuracy
-from ltcl.evaluation.linear_probe import (
-    probe_on_features,
-    probe_train_transform,
-    probe_with_frozen_backbone,
-)
+from ltcl.evaluation.linear_probe import probe_on_features
+from ltcl.evaluation.linear_probe_a import probe_train_transform, probe_with_frozen_backbone
 from ltcl.evaluation.results import build_results, format_summary, write_results
 from ltcl.models.embedding import backbone_features, embed_all
 

@@ -10,7 +10,6 @@ import torch
 
 from ltcl.errors import ConfigError, DataError
 from ltcl.ood.clustering import (
-    _reseed_empty,
     cluster_id_embeddings,
     cluster_kl_loss,
     kmeans,
@@ -18,6 +17,7 @@ from ltcl.ood.clustering import (
     student_t_assignments,
     target_distribution,
 )
+from ltcl.ood.kmeans import _reseed_empty
 
 # ---------------------------------------------------------------------------------------------
 # Slow references written directly from the equations in docs/method.md (double precision)

@@ -14,13 +14,12 @@ from ltcl.errors import ConfigError, DataError
 from ltcl.evaluation.knn import per_class_accuracy
 from ltcl.evaluation.linear_probe import (
     ProbeResult,
-    _new_head,
     _softmax_regression_grad,
     exponential_lr,
+    new_head,
     probe_on_features,
-    probe_train_transform,
-    probe_with_frozen_backbone,
 )
+from ltcl.evaluation.linear_probe_a import probe_train_transform, probe_with_frozen_backbone
 
 FAST = {"epochs": 30, "lr": 0.1, "final_lr": 1e-3, "batch_size": 16}
 
@@ -117,7 +116,7 @@ def test_same_seed_same_result_and_global_rng_untouched():
 def test_closed_form_gradient_matches_autograd():
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(37, 8, generator=g), torch.randint(0, 5, (37,), generator=g)
-    head = _new_head(8, 5, g)
+    head = new_head(8, 5, g)
     loss_sum = _softmax_regression_grad(head, x, y)
     w_grad, b_grad = head.weight.grad.clone(), head.bias.grad.clone()
     head.zero_grad()
