@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torchmetrics import Metric
+from torchmetrics.functional.classification import multiclass_stat_scores
 
 from ltcl.errors import ConfigError
 
@@ -49,12 +51,58 @@ def knn_predict(
 
 
 def per_class_accuracy(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Accuracy (%) of each class; NaN for a class with no test images."""
-    correct = torch.zeros(num_classes, dtype=torch.float64)
-    total = torch.zeros(num_classes, dtype=torch.float64)
-    correct.index_add_(0, target.cpu(), (pred.cpu() == target.cpu()).double())
-    total.index_add_(0, target.cpu(), torch.ones_like(target.cpu(), dtype=torch.float64))
+    """Accuracy (%) of each class (its recall); NaN for a class with no test images.
+
+    torchmetrics counts (and checks the labels' range); the ratio is taken here in float64 with
+    NaN for an empty class, where torchmetrics' float32 ratio would give 0.
+    """
+    scores = multiclass_stat_scores(
+        pred.cpu().long(), target.cpu().long(), num_classes=num_classes, average=None
+    )
+    correct, total = scores[:, 0].double(), scores[:, 4].double()  # tp, support
     return torch.where(total > 0, 100.0 * correct / total, torch.full_like(total, float("nan")))
+
+
+class KNNMonitor(Metric):
+    """The online kNN monitor as a torchmetrics Metric: bank and query features accumulate per
+    process (with their dataset indices) and are gathered by torchmetrics' sync, also when the
+    processes hold different numbers of rows; :meth:`compute` keeps each image once (the
+    evaluation samplers pad the last batch with repeats) and returns the per-class accuracy."""
+
+    full_state_update = False
+
+    def __init__(self, num_classes: int, k: int = 200, temperature: float = 0.1):
+        super().__init__()
+        self.num_classes, self.k, self.temperature = num_classes, k, temperature
+        for part in ("bank", "query"):
+            for field in ("features", "labels", "index"):
+                self.add_state(f"{part}_{field}", default=[], dist_reduce_fx="cat")
+
+    def update(self, features: torch.Tensor, labels: torch.Tensor, index: torch.Tensor, part: str):
+        getattr(self, f"{part}_features").append(features.float())
+        getattr(self, f"{part}_labels").append(labels)
+        getattr(self, f"{part}_index").append(index)
+
+    def _unique(self, part: str) -> tuple[torch.Tensor, torch.Tensor]:
+        def cat(name):
+            value = getattr(self, f"{part}_{name}")
+            return torch.cat(value) if isinstance(value, list) else value
+
+        feats, labels, index = cat("features"), cat("labels"), cat("index")
+        order = torch.argsort(index, stable=True)
+        index, feats, labels = index[order], feats[order], labels[order]
+        first = torch.ones_like(index, dtype=torch.bool)
+        first[1:] = index[1:] != index[:-1]
+        return feats[first], labels[first]
+
+    def has_data(self) -> bool:
+        return bool(len(self.bank_features)) and bool(len(self.query_features))
+
+    def compute(self) -> torch.Tensor:
+        bank, bank_labels = self._unique("bank")
+        queries, labels = self._unique("query")
+        scores = knn_predict(queries, bank, bank_labels, self.num_classes, self.k, self.temperature)
+        return per_class_accuracy(scores.argmax(1), labels, self.num_classes)
 
 
 def group_accuracies(per_class: torch.Tensor, groups: dict[str, list[int]]) -> dict[str, float]:

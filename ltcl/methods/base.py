@@ -18,12 +18,11 @@ from torch import nn
 
 from ltcl.data.splits import split_fingerprint
 from ltcl.errors import ConfigError, TrainingError
-from ltcl.evaluation.knn import group_accuracies, knn_predict, per_class_accuracy
+from ltcl.evaluation.knn import KNNMonitor, group_accuracies
 from ltcl.models.backbones import build_backbone
 from ltcl.models.embedding import backbone_features, embed
 from ltcl.models.projector import Projector
 from ltcl.optim import parameter_groups, scaled_learning_rate, warmup_cosine_factor
-from ltcl.utils.distributed import gather_variable_length
 
 BANK, QUERY = 0, 1  # validation dataloader indices: kNN bank (balanced train) and queries (val)
 
@@ -71,7 +70,7 @@ class ContrastiveModule(L.LightningModule):
         self.channels_last = channels_last
         if channels_last:
             self.to(memory_format=torch.channels_last)
-        self._val_outputs: dict[int, list[tuple[torch.Tensor, ...]]] = {BANK: [], QUERY: []}
+        self.knn_monitor = KNNMonitor(num_classes, self.knn["k"], self.knn["temperature"])
         self._epoch_start = 0.0
         self.class_groups: dict[str, list[int]] | None = None
         self.last_knn: dict[str, dict] = {}
@@ -191,11 +190,12 @@ class ContrastiveModule(L.LightningModule):
             self.class_groups = datamodule.class_groups
 
     def on_validation_epoch_start(self) -> None:
-        self._val_outputs = {BANK: [], QUERY: []}
+        self.knn_monitor.reset()
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0):
         feats = self.features(batch["image"]).float()
-        self._val_outputs[dataloader_idx].append((feats, batch["label"], batch["index"]))
+        part = "bank" if dataloader_idx == BANK else "query"
+        self.knn_monitor.update(feats, batch["label"], batch["index"], part)
 
     def on_validation_epoch_end(self) -> None:
         self._log_knn("val")
@@ -206,28 +206,11 @@ class ContrastiveModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_knn("test")
 
-    def _collect(self, which: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Features and labels of every process, each image once (samplers pad with repeats)."""
-        parts = self._val_outputs[which]
-        feats = gather_variable_length(torch.cat([p[0] for p in parts]))
-        labels = gather_variable_length(torch.cat([p[1] for p in parts]))
-        index = gather_variable_length(torch.cat([p[2] for p in parts]))
-        order = torch.argsort(index, stable=True)
-        index, feats, labels = index[order], feats[order], labels[order]
-        first = torch.ones_like(index, dtype=torch.bool)
-        first[1:] = index[1:] != index[:-1]
-        return feats[first], labels[first]
-
     def _log_knn(self, prefix: str) -> None:
         """kNN accuracy of the queries (val or test) against the balanced bank, by group."""
-        if not self._val_outputs[BANK] or not self._val_outputs[QUERY]:
+        if not self.knn_monitor.has_data():
             return
-        bank, bank_labels = self._collect(BANK)
-        queries, labels = self._collect(QUERY)
-        scores = knn_predict(
-            queries, bank, bank_labels, self.num_classes, self.knn["k"], self.knn["temperature"]
-        )
-        per_class = per_class_accuracy(scores.argmax(1), labels, self.num_classes)
+        per_class = self.knn_monitor.compute()  # gathered from every process, each image once
         groups = self.class_groups or {"many": [], "medium": [], "few": []}
         metrics = group_accuracies(per_class, groups)
         self.last_knn[prefix] = {**metrics, "per_class": per_class.tolist()}
@@ -236,4 +219,4 @@ class ContrastiveModule(L.LightningModule):
         for name in ("many", "medium", "few", "std"):
             if metrics[name] == metrics[name]:  # not NaN
                 self.log(f"{prefix}/knn_{name}", metrics[name], sync_dist=False)
-        self._val_outputs = {BANK: [], QUERY: []}
+        self.knn_monitor.reset()

@@ -64,17 +64,3 @@ def gather_no_grad(tensor: torch.Tensor) -> torch.Tensor:
     parts = [torch.empty_like(tensor) for _ in range(world_size())]
     dist.all_gather(parts, tensor)
     return torch.cat(parts, dim=0)
-
-
-@torch.no_grad()
-def gather_variable_length(tensor: torch.Tensor) -> torch.Tensor:
-    """Concatenate tensors whose first dimension differs between ranks (evaluation features)."""
-    if world_size() == 1:
-        return tensor
-    length = torch.tensor([tensor.shape[0]], device=tensor.device)
-    lengths = gather_no_grad(length)
-    longest = int(lengths.max())
-    padded = tensor.new_zeros((longest, *tensor.shape[1:]))
-    padded[: tensor.shape[0]] = tensor
-    parts = gather_no_grad(padded).reshape(world_size(), longest, *tensor.shape[1:])
-    return torch.cat([parts[r, : int(n)] for r, n in enumerate(lengths.tolist())], dim=0)

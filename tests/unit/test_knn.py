@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from ltcl.evaluation.knn import group_accuracies, knn_predict, per_class_accuracy
+from ltcl.evaluation.knn import KNNMonitor, group_accuracies, knn_predict, per_class_accuracy
 
 
 def reference_knn(queries, bank, labels, num_classes, k, t):
@@ -60,3 +60,76 @@ def test_group_accuracies_and_std_by_hand():
     mean = out["all"]
     std = math.sqrt(((200 / 3 - mean) ** 2 + (100 - mean) ** 2 + (50 - mean) ** 2) / 3)
     assert out["std"] == pytest.approx(std)
+
+
+def reference_per_class(pred, target, num_classes):
+    out = []
+    for c in range(num_classes):
+        members = [i for i in range(len(target)) if int(target[i]) == c]
+        hits = sum(int(pred[i]) == c for i in members)
+        out.append(100.0 * hits / len(members) if members else float("nan"))
+    return out
+
+
+def test_per_class_accuracy_matches_the_reference_and_marks_empty_classes():
+    g = torch.Generator().manual_seed(0)
+    target = torch.randint(0, 4, (50,), generator=g)  # class 4 has no images
+    pred = torch.randint(0, 5, (50,), generator=g)
+    got = per_class_accuracy(pred, target, 5).tolist()
+    expected = reference_per_class(pred, target, 5)
+    assert got[:4] == pytest.approx(expected[:4]) and math.isnan(got[4])
+
+
+def _monitor_data():
+    g = torch.Generator().manual_seed(1)
+    bank, bank_labels = torch.randn(30, 8, generator=g), torch.arange(30) % 3
+    queries, labels = torch.randn(20, 8, generator=g), torch.arange(20) % 3
+    return bank, bank_labels, queries, labels
+
+
+def _expected_monitor():
+    bank, bank_labels, queries, labels = _monitor_data()
+    scores = knn_predict(queries, bank, bank_labels, 3, k=5, temperature=0.1)
+    return per_class_accuracy(scores.argmax(1), labels, 3)
+
+
+def test_knn_monitor_keeps_each_image_once():
+    bank, bank_labels, queries, labels = _monitor_data()
+    monitor = KNNMonitor(3, k=5, temperature=0.1)
+    # the evaluation samplers pad the last batch with repeats of the first images
+    for lo, hi in ((0, 16), (16, 30), (0, 2)):
+        monitor.update(bank[lo:hi], bank_labels[lo:hi], torch.arange(lo, hi), "bank")
+    monitor.update(queries, labels, torch.arange(20), "query")
+    monitor.update(queries[:3], labels[:3], torch.arange(3), "query")
+    torch.testing.assert_close(monitor.compute(), _expected_monitor(), equal_nan=True)
+
+
+def _monitor_worker(rank, world, port, out_path):
+    import os
+
+    import torch.distributed as dist
+
+    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    bank, bank_labels, queries, labels = _monitor_data()
+    monitor = KNNMonitor(3, k=5, temperature=0.1)
+    # uneven shards; rank 1 pads with a repeat of image 0
+    b = range(0, 17) if rank == 0 else [*range(17, 30), 0]
+    q = range(0, 9) if rank == 0 else [*range(9, 20), 0, 1]
+    b, q = torch.tensor(list(b)), torch.tensor(list(q))
+    monitor.update(bank[b], bank_labels[b], b, "bank")
+    monitor.update(queries[q], labels[q], q, "query")
+    result = monitor.compute()
+    if rank == 0:
+        torch.save(result, out_path)
+    dist.destroy_process_group()
+
+
+def test_knn_monitor_two_processes_equal_one_process(tmp_path):
+    import torch.multiprocessing as mp
+
+    from tests.helpers import free_port
+
+    out = tmp_path / "monitor.pt"
+    mp.spawn(_monitor_worker, args=(2, free_port(), str(out)), nprocs=2, join=True)
+    torch.testing.assert_close(torch.load(out), _expected_monitor(), equal_nan=True)
