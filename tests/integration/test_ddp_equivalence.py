@@ -121,3 +121,50 @@ def test_killed_two_process_guide_resumes_to_the_uninterrupted_result(tmp_path):
     assert a["round"] == b["round"] == 3
     for key in ("picked", "picked_labels", "id_pseudo_labels"):
         assert torch.equal(a[key], b[key]), key
+
+
+@pytest.mark.ddp
+def test_sdclr_two_processes_equal_one(tmp_path):
+    """The pruning masks come from the (identical) dense weights on every process."""
+    one = run(tmp_path / "one", ["method=sdclr"], 1)
+    two = run(tmp_path / "two", ["method=sdclr"], 2)
+    assert_same_training(one, two)
+    masks = [k for k in one[0]["state_dict"] if k.startswith("pruned.mask_")]
+    assert masks and all(
+        torch.equal(one[0]["state_dict"][k], two[0]["state_dict"][k]) for k in masks
+    )
+
+
+@pytest.mark.ddp
+def test_bcl_loss_ema_two_processes_equal_one(tmp_path):
+    """Each process updates the EMA with the gathered per-sample losses of the global batch, so
+    the table (and the boost weights drawn from it) is the one a single process keeps. One
+    epoch: the boost itself draws per rank, as every augmentation does."""
+    bcl = ["method=bcl_d", "trainer.max_epochs=1"]
+    one, two = run(tmp_path / "one", bcl, 1), run(tmp_path / "two", bcl, 2)
+    for name, value in one[0]["state_dict"].items():
+        torch.testing.assert_close(two[0]["state_dict"][name], value, rtol=1e-4, atol=1e-5)
+    a, b = one[0]["bcl_loss_ema"], two[0]["bcl_loss_ema"]
+    assert torch.equal(a["seen"], b["seen"]) and int(a["seen"].sum()) == 3 * 32
+    torch.testing.assert_close(b["values"], a["values"], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.ddp
+def test_colt_two_processes_equal_one(tmp_path):
+    colt = [
+        "method=colt",
+        "ood=embedded",
+        "ood.source.num_crops=400",
+        "method.sampler.warmup_epochs=0",
+        "method.sampler.interval=1",
+        "method.sampler.budget=100",
+        "method.sampler.kmeans_iterations=5",
+        "method.sampler.kmeans_inits=2",
+    ]
+    one, two = run(tmp_path / "one", colt, 1), run(tmp_path / "two", colt, 2)
+    assert_same_training(one, two)
+    a, b = one[0]["ood_sampler"], two[0]["ood_sampler"]
+    assert torch.equal(a["picked"], b["picked"])
+    ta, tb = a["strategy"]["tail_scores"], b["strategy"]["tail_scores"]
+    assert torch.equal(ta["seen"], tb["seen"])
+    torch.testing.assert_close(tb["values"], ta["values"], rtol=1e-4, atol=1e-6)

@@ -114,3 +114,23 @@ def test_colt_without_an_ood_pool_stops_before_training(tmp_path):
     with pytest.raises(ConfigError, match="needs an OOD pool"):
         train(compose_train(tmp_path, ["method=colt", "trainer.max_epochs=1"]))
     assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_colt_resumes_exactly(tmp_path):
+    """Stopped after epoch 0 and resumed: the same parameters, picks and tail-score EMA."""
+    from tests.helpers import StopAfterEpoch
+
+    def ckpt(folder):
+        return torch.load(folder / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+
+    train(compose_train(tmp_path / "full", COLT))
+    train(compose_train(tmp_path / "cut", COLT), extra_callbacks=[StopAfterEpoch(0)])
+    train(compose_train(tmp_path / "cut", COLT))
+    full, cut = ckpt(tmp_path / "full"), ckpt(tmp_path / "cut")
+    for key, value in full["state_dict"].items():
+        assert torch.equal(value, cut["state_dict"][key]), key
+    a, b = full["ood_sampler"], cut["ood_sampler"]
+    assert torch.equal(a["picked"], b["picked"])
+    assert torch.equal(
+        a["strategy"]["tail_scores"]["values"], b["strategy"]["tail_scores"]["values"]
+    )
