@@ -19,6 +19,7 @@ from torch import nn
 from ltcl.data.splits import split_fingerprint
 from ltcl.errors import ConfigError, TrainingError
 from ltcl.evaluation.knn import KNNMonitor, group_accuracies
+from ltcl.methods.ood_sampling import OODSamplingHooks
 from ltcl.models.backbones import build_backbone
 from ltcl.models.embedding import backbone_features, embed
 from ltcl.models.projector import Projector
@@ -27,7 +28,7 @@ from ltcl.optim import parameter_groups, scaled_learning_rate, warmup_cosine_fac
 BANK, QUERY = 0, 1  # validation dataloader indices: kNN bank (balanced train) and queries (val)
 
 
-class ContrastiveModule(L.LightningModule):
+class ContrastiveModule(OODSamplingHooks, L.LightningModule):
     """Backbone `phi`, projector `h`, embedding `z = normalize(h(phi(x)))` (docs/method.md notation).
 
     Args:
@@ -41,6 +42,7 @@ class ContrastiveModule(L.LightningModule):
         knn: k, temperature, every_n_epochs for the online kNN monitor.
         channels_last: use the channels_last memory format (about 1.3x faster on CPU and GPU).
         name: the method's name, recorded in results.
+        sampler: a sampler config (method.sampler) gives the method OOD sampling rounds.
     """
 
     def __init__(
@@ -54,9 +56,11 @@ class ContrastiveModule(L.LightningModule):
         knn: dict | None = None,
         channels_last: bool = True,
         name: str = "contrastive",
+        sampler: dict | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer"])
+        self.init_sampler(sampler)  # OOD sampling rounds (ltcl.methods.ood_sampling)
         self.backbone = build_backbone(**backbone)
         self.projector = Projector(in_dim=self.backbone.feature_dim, **(projector or {}))
         self.optimizer_factory = optimizer
@@ -94,6 +98,15 @@ class ContrastiveModule(L.LightningModule):
         """
         raise NotImplementedError
 
+    @staticmethod
+    def views(batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """(view 1, view 2, number of ID rows): the ID images' views, then the sampled OOD
+        images' when the batch has them (a method with a sampler trains on both, as COLT)."""
+        parts = [batch["id"]] + ([batch["ood"]] if "ood" in batch else [])
+        view1 = torch.cat([p["views"][0] for p in parts])
+        view2 = torch.cat([p["views"][1] for p in parts])
+        return view1, view2, batch["id"]["index"].shape[0]
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss, extras = self.training_loss(batch)
         if not torch.isfinite(loss):
@@ -120,6 +133,7 @@ class ContrastiveModule(L.LightningModule):
 
     def on_fit_start(self) -> None:
         self._start_weight_norm = self.weight_norm()
+        self.ood_fit_start()
 
     def on_train_epoch_start(self) -> None:
         self._epoch_start = time.perf_counter()
@@ -137,6 +151,7 @@ class ContrastiveModule(L.LightningModule):
                 f"{self.current_epoch}; lower optim.schedule.base_lr (a new run directory) or "
                 "check the data"
             )
+        self.ood_epoch_end()
 
     # ---- optimisation -------------------------------------------------------------------
     def learning_rate(self) -> float:
@@ -182,6 +197,10 @@ class ContrastiveModule(L.LightningModule):
                 "split_sha256": split_fingerprint(datamodule.split),
                 "seed": os.environ.get("PL_GLOBAL_SEED"),
             }
+        self.ood_save(checkpoint)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.ood_load(checkpoint)
 
     # ---- online kNN monitor -------------------------------------------------------------
     def setup(self, stage: str) -> None:

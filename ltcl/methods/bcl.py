@@ -103,7 +103,7 @@ class BCLModule(ContrastiveModule):
     # ---- training -----------------------------------------------------------------------
     def training_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         part = batch["id"]
-        view1, view2 = part["views"]
+        view1, view2, num_id = self.views(batch)  # + sampled OOD images with a sampler
         if self.pruned is None:
             z1, z2 = self.embed(torch.cat([view1, view2])).chunk(2)
         else:
@@ -111,8 +111,10 @@ class BCLModule(ContrastiveModule):
                 view2 = view2.contiguous(memory_format=torch.channels_last)
             z1 = self.embed(view1)
             z2 = F.normalize(self.projector(self.pruned(self.backbone, view2)), dim=1)
+        self.observe_for_sampler(part["index"], z1, z2, num_id)
         losses = nt_xent(z1, z2, self.temperature, per_sample=True)
-        self.loss_ema.update_from_all_processes(part["index"], losses.detach().float())
+        # The EMA (and so the boost) is kept for the ID images only.
+        self.loss_ema.update_from_all_processes(part["index"], losses[:num_id].detach().float())
         extras = {}
         if self.boost_weights is not None:
             extras["boost_mean"] = self.boost_weights.mean().to(losses.device)
@@ -125,6 +127,7 @@ class BCLModule(ContrastiveModule):
             checkpoint["bcl_loss_ema"] = self.loss_ema.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
         state = checkpoint.get("bcl_loss_ema")
         if state is not None:
             self.loss_ema = PerSampleEMA(0, self.loss_ema_decay, key="method.loss_ema")

@@ -34,11 +34,12 @@ class SDCLRModule(ContrastiveModule):
         self.pruned.update_masks(self.backbone)
 
     def training_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        view1, view2 = batch["id"]["views"]
+        view1, view2, num_id = self.views(batch)  # + sampled OOD images with a sampler
         if self.channels_last:
             view2 = view2.contiguous(memory_format=torch.channels_last)
         z1 = self.embed(view1)
         z2 = F.normalize(self.projector(self.pruned(self.backbone, view2)), dim=1)
+        self.observe_for_sampler(batch["id"]["index"], z1, z2, num_id)
         sparsity = (
             1.0 - torch.stack([m.float().mean() for m in self.pruned.masks().values()]).mean()
         )

@@ -18,8 +18,9 @@ class SimCLRModule(ContrastiveModule):
         self.temperature = temperature
 
     def training_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        view1, view2 = batch["id"]["views"]
+        view1, view2, num_id = self.views(batch)  # + sampled OOD images with a sampler
         # One forward over both views: BN sees 2B images, as in SimCLR.
         z = self.embed(torch.cat([view1, view2]))
         z1, z2 = z.chunk(2)
+        self.observe_for_sampler(batch["id"]["index"], z1, z2, num_id)
         return nt_xent(z1, z2, self.temperature), {}

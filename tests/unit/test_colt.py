@@ -134,3 +134,38 @@ def test_colt_resumes_exactly(tmp_path):
     assert torch.equal(
         a["strategy"]["tail_scores"]["values"], b["strategy"]["tail_scores"]["values"]
     )
+
+
+@pytest.mark.parametrize("method", ["sdclr", "bcl", "simclr"])
+def test_colt_sampling_on_top_of_any_method(tmp_path, method):
+    """ "+COLT": any method takes an OOD pool and COLT's sampling rounds by config, and trains
+    on the ID and the sampled OOD views together (as COLT's SDCLR+COLT and BCL+COLT do)."""
+    plus_colt = [
+        f"method={method}",
+        "+method/sampler=colt",
+        "ood=embedded",
+        "ood.source.num_crops=400",
+        "method.sampler.warmup_epochs=1",
+        "method.sampler.interval=1",
+        "method.sampler.budget=100",
+        "method.sampler.kmeans_iterations=5",
+        "trainer.max_epochs=2",
+        "eval.protocols=[knn]",
+        "eval.plots=false",
+    ]
+    cfg = compose_train(tmp_path, plus_colt)
+    assert cfg.method.sampler.strategy == "colt" and cfg.method.name.startswith(method)
+    results = train(cfg)
+    assert results["epochs"] == 2
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    state = ckpt["ood_sampler"]
+    assert state["round"] == 2 and len(np.unique(state["picked"].numpy())) == 100
+    assert float(state["strategy"]["tail_scores"]["seen"].float().mean()) > 0.9
+
+
+def test_a_method_without_a_sampler_has_no_sampling_state(tmp_path):
+    cfg = compose_train(tmp_path, ["method=sdclr", "trainer.max_epochs=1", "eval.protocols=[knn]"])
+    assert "sampler" not in cfg.method
+    train(cfg)
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert "ood_sampler" not in ckpt
