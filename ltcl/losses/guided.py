@@ -203,6 +203,7 @@ def guided_contrastive_loss(
     repulsion_weights: bool = True,
     gather: bool = True,
     return_stats: bool = False,
+    labels: torch.Tensor | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """L_GCL of the student views `u1`, `u2` (B, D) guided by `v1`, `v2` (B, D').
 
@@ -213,7 +214,10 @@ def guided_contrastive_loss(
 
     ``return_stats=True`` also returns detached local diagnostics (no host sync):
     ``guided_positives_per_anchor`` (mean |G(i)|) and ``anchors_with_guided_positives``
-    (share of anchors with |G(i)| > 0).
+    (share of anchors with |G(i)| > 0); with the images' true `labels` (B,) (an analysis, never
+    part of the loss) also ``guided_positive_precision`` (share of guided pairs of the same
+    class; NaN without guided pairs) and ``same_class_rate`` (the share among all candidate
+    pairs: what random positives would reach).
     """
     check_temperature(temperature)
     check_guided_selection(delta, k_pos)
@@ -251,6 +255,16 @@ def guided_contrastive_loss(
         "guided_positives_per_anchor": counts.mean(),
         "anchors_with_guided_positives": (counts > 0).to(dtype).mean(),
     }
+    if labels is not None:
+        same = labels.repeat(2)[:, None] == layout.gather_labels(labels)[None, :]
+        candidates = weights.positive | weights.negative
+        guided_pairs = weights.guided.sum()
+        stats["guided_positive_precision"] = torch.where(
+            guided_pairs > 0,
+            (weights.guided & same).sum() / guided_pairs.clamp(min=1),
+            torch.tensor(float("nan"), device=same.device),
+        ).to(dtype)
+        stats["same_class_rate"] = ((candidates & same).sum() / candidates.sum()).to(dtype)
     return loss, stats
 
 

@@ -36,6 +36,40 @@ def pool_class_histogram(source, picked, top: int = 20) -> dict[str, int]:
     return {classes[i]: int(counts[i]) for i in order if counts[i] > 0}
 
 
+def cluster_composition(sampler: OODSampler, datamodule, top: int = 5) -> dict[str, Any]:
+    """For the analysis of a round (never used in training): each cluster's most frequent true
+    ID classes and the pool classes it picked. The ID labels are read from the data, not from
+    anything the method learns."""
+    names = list(getattr(datamodule.train_set.source, "classes", []) or [])
+    pool = datamodule.ood_pool.pool
+    pool_names = list(getattr(pool, "classes", []) or [])
+    out: dict[str, Any] = {"id_classes_by_cluster": {}, "pool_classes_by_cluster": {}}
+    if sampler.id_pseudo_labels is None:
+        return out
+    train = datamodule.train_set
+    id_labels = np.asarray(train.source.labels)[np.asarray(train.indices)]
+
+    def top_counts(labels: np.ndarray, label_names: list[str]) -> dict[str, int]:
+        if len(labels) == 0:
+            return {}
+        counts = np.bincount(labels)
+        order = np.argsort(-counts, kind="stable")[:top]
+        return {
+            (label_names[i] if i < len(label_names) else str(i)): int(counts[i])
+            for i in order
+            if counts[i] > 0
+        }
+
+    picked_pool_labels = np.asarray(pool.labels)[sampler.picked] if len(sampler.picked) else []
+    for k in np.unique(sampler.id_pseudo_labels):
+        members = id_labels[sampler.id_pseudo_labels == k]
+        out["id_classes_by_cluster"][str(int(k))] = top_counts(members, names)
+        if len(pool_names) > 1:
+            mine = np.asarray(picked_pool_labels)[sampler.picked_labels == k]
+            out["pool_classes_by_cluster"][str(int(k))] = top_counts(mine, pool_names)
+    return out
+
+
 class OODSamplingHooks:
     """Mixed into ContrastiveModule; every hook is a no-op without a sampler."""
 
@@ -112,6 +146,7 @@ class OODSamplingHooks:
             self.sampler.history[-1]["pool_classes"] = pool_class_histogram(
                 pool.pool, self.sampler.picked
             )
+            self.sampler.history[-1].update(cluster_composition(self.sampler, datamodule))
             self.print(
                 f"[ltcl] sampling round {log.round} before epoch {epoch}: "
                 f"cluster sizes {log.cluster_sizes}, budgets {log.budgets}, "

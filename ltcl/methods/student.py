@@ -155,8 +155,12 @@ class StudentModule(ContrastiveModule):
             attraction_weights=self.attraction_weights,
             repulsion_weights=self.repulsion_weights,
             return_stats=True,
+            labels=batch["id"]["label"],  # diagnostics only: the precision of guided positives
         )
-        extras = {"loss_gcl": loss_gcl.detach(), **{k: v.float() for k, v in stats.items()}}
+        extras = {
+            "loss_gcl": loss_gcl.detach(),
+            **{k: v.float() for k, v in stats.items() if not torch.isnan(v)},
+        }
         loss = loss_gcl
         if self.lambda_dl > 0:
             teacher_t, student_t = self.distill_temperatures

@@ -46,6 +46,14 @@ def test_guide_runs_rounds_and_stores_sampler_state(tmp_path):
     histogram = state["history"][-1]["pool_classes"]
     assert sum(histogram.values()) == 100 and set(histogram) <= {"china", "flower"}
     assert set(state["history"][-1]["seconds"]) == {"embed", "cluster", "select"}
+    # For the analysis (labels never used in training): each cluster's true ID classes and the
+    # pool classes it picked, every ID image and every pick counted once (top 5 of 10 classes
+    # per cluster, so at most all).
+    last = state["history"][-1]
+    id_counts = sum(sum(c.values()) for c in last["id_classes_by_cluster"].values())
+    assert 0 < id_counts <= 403 and len(last["id_classes_by_cluster"]) <= 10
+    picks = sum(sum(c.values()) for c in last["pool_classes_by_cluster"].values())
+    assert picks == 100
 
 
 def test_resumed_run_has_the_uninterrupted_sampler_state(tmp_path):

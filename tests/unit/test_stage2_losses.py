@@ -504,3 +504,35 @@ def test_single_process_gcl_uses_cross_rank_guided_positives():
     assert (guided & crosses).any()
     gcl = guided_contrastive_loss(u1, u2, v1, v2, **DDP_GCL, gather=False)
     assert gcl.item() != pytest.approx(nt_xent(u1, u2, 0.2, gather=False).item(), rel=1e-3)
+
+
+def test_guided_positive_precision_against_a_direct_count():
+    """The analysis statistic: the share of guided pairs (i, j) whose true labels agree, and
+    the share among all candidate pairs; labels never change the loss."""
+    g = torch.Generator().manual_seed(5)
+    u1, u2 = torch.randn(8, 6, generator=g), torch.randn(8, 6, generator=g)
+    v1 = torch.randn(8, 6, generator=g)
+    v2 = v1 + 0.1 * torch.randn(8, 6, generator=g)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 0, 1])
+    plain = guided_contrastive_loss(u1, u2, v1, v2, delta=0.0, k_pos=3, gather=False)
+    loss, stats = guided_contrastive_loss(
+        u1, u2, v1, v2, delta=0.0, k_pos=3, gather=False, return_stats=True, labels=labels
+    )
+    assert torch.equal(loss, plain)
+    v = torch.nn.functional.normalize(torch.cat([v1, v2]), dim=1)
+    sim = v @ v.T
+    n = 8
+    lab = labels.repeat(2)
+    guided_same = guided_total = cand_same = cand_total = 0
+    for i in range(2 * n):
+        other = i + n if i < n else i - n
+        eligible = [j for j in range(2 * n) if j not in (i, other) and sim[i, j] >= 0.0]
+        chosen = sorted(eligible, key=lambda j: (-float(sim[i, j]), j))[:3]
+        guided_total += len(chosen)
+        guided_same += sum(int(lab[j] == lab[i]) for j in chosen)
+        for j in range(2 * n):
+            if j != i:
+                cand_total += 1
+                cand_same += int(lab[j] == lab[i])
+    assert float(stats["guided_positive_precision"]) == pytest.approx(guided_same / guided_total)
+    assert float(stats["same_class_rate"]) == pytest.approx(cand_same / cand_total)
