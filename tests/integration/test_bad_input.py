@@ -47,6 +47,29 @@ CASES = [
     ("eval-truncated", "ltcl-eval", ["ckpt_path={truncated}"], "cannot be read"),
     ("pipeline-no-pool", "ltcl-pipeline", ["ood=null"], "ood=tinyimagenet"),
     ("bad-batch-ratio", "ltcl-train", [*GUIDE, "ood.batch_ratio=0"], "ood.batch_ratio"),
+    # the peers (issue "peers") and the sampler's switches
+    ("prune-percent", "ltcl-train", ["method=sdclr", "method.prune_percent=1.0"], "method.prune_percent"),
+    ("bcl-variant", "ltcl-train", ["method=bcl", "method.variant=X"], "method.variant"),
+    ("bcl-ema", "ltcl-train", ["method=bcl", "method.loss_ema=1.0"], "method.loss_ema"),
+    ("bcl-temperature", "ltcl-train", ["method=bcl", "method.temperature=-1"], "method.temperature"),
+    ("colt-no-pool", "ltcl-train", ["method=colt"], "ood=tinyimagenet"),
+    ("plus-colt-no-pool", "ltcl-train", ["method=sdclr", "+method/sampler=colt"], "ood=tinyimagenet"),
+    ("strategy", "ltcl-train", [*GUIDE, "method.sampler.strategy=best"], "method.sampler.strategy"),
+    ("tail-score", "ltcl-train", [*GUIDE, "method.sampler.tail_score=x"], "method.sampler.tail_score"),
+    ("remainder", "ltcl-train", [*GUIDE, "method.sampler.budget_remainder=first"],
+     "method.sampler.budget_remainder"),
+    ("kmeans-inits", "ltcl-train", [*GUIDE, "method.sampler.kmeans_inits=0"], "method.sampler.kmeans_inits"),
+    ("interval-0", "ltcl-train", [*GUIDE, "method.sampler.interval=0"], "method.sampler.interval"),
+    ("domain-loss", "ltcl-train", [*GUIDE, "method.domain_loss=mse"], "domain_loss"),
+    ("augment-on", "ltcl-train", ["data.augment_on=gpu"], "data.augment_on"),
+    ("group-rule", "ltcl-train", ["data.group_rule=quarters"], "data.group_rule"),
+    ("split-kind", "ltcl-train", ["data.split.kind=random"], "data.split.kind"),
+    ("batch-divisible", "ltcl-train", ["trainer=ddp_cpu", "trainer.devices=2", "data.global_batch_size=33"],
+     "data.global_batch_size"),
+    ("unknown-peer", "ltcl-pipeline", ["stages.compare=[moco]"], "stages.compare"),
+    ("total-epochs", "ltcl-pipeline", ["stages.total_epochs=1"], "stages.total_epochs"),
+    ("guide-share", "ltcl-pipeline", ["stages.total_epochs=10", "stages.guide_share=1.5"], "stages.guide_share"),
+    ("eval-missing-ckpt", "ltcl-eval", ["ckpt_path=/nonexistent/last.ckpt"], "does not exist"),
 ]  # fmt: skip
 
 
@@ -69,3 +92,20 @@ def test_bad_input_is_one_clear_line_before_training(tmp_path, case, program, ar
     assert expected in lines[-1]
     assert "Traceback" not in done.stderr
     assert not list((tmp_path / "outputs").rglob("*.ckpt"))  # no training step ran
+
+
+# The same ltcl-train cases in-process, fast enough for `make test`: the error is raised before
+# any training step (no checkpoint) and names the key.
+FAST = [c for c in CASES if c[1] == "ltcl-train" and "{truncated}" not in " ".join(c[2])]
+
+
+@pytest.mark.parametrize(("case", "program", "args", "expected"), FAST, ids=[c[0] for c in FAST])
+def test_bad_input_fails_before_training_in_process(tmp_path, case, program, args, expected):
+    from ltcl.errors import LtclError
+    from ltcl.train import train
+    from tests.helpers import compose_train
+
+    with pytest.raises(LtclError) as error:
+        train(compose_train(tmp_path, [*TINY, *args]))
+    assert expected in str(error.value)
+    assert not list(tmp_path.rglob("*.ckpt"))
