@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ltcl.data.sources import ImageSource, image_folder
 from ltcl.errors import DataError
-from ltcl.utils.files import atomic_write_text
+from ltcl.utils.files import atomic_write_text, make_folder
 from ltcl.utils.lock import FileLock
 
 # --------------------------------------------------------------------------------------------
@@ -34,13 +34,7 @@ def extract_archive(archive_path: str | os.PathLike, dest_dir: str | os.PathLike
             "../shared/data/cifar10-jpeg.tar.gz) or extract it yourself and point "
             "data.root at the folder"
         )
-    dest = Path(dest_dir).expanduser()
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DataError(
-            f"cannot create extraction folder {dest} ({e.strerror}): set it to a writable folder"
-        ) from e
+    dest = make_folder(dest_dir, "extraction folder", "set it to a writable folder")
     st = arc.stat()
     stamp = {"archive": arc.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
     marker = dest / f".{arc.name}.extracted"

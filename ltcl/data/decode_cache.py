@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from ltcl.errors import ConfigError, DataError
-from ltcl.utils.files import atomic_write
+from ltcl.utils.files import atomic_write, make_folder
 from ltcl.utils.lock import FileLock
 
 
@@ -154,14 +154,9 @@ def cached_images(
             f"cannot stat image file {e.filename}: {e.strerror}; remove or replace it"
         ) from e
     key = _fingerprint(rel_paths, sizes, labels, image_size)
-    cdir = Path(cache_dir).expanduser()
-    try:
-        cdir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DataError(
-            f"cannot create cache_dir {cdir} ({e.strerror}): set cache_dir to a "
-            "writable folder, or to null to decode lazily"
-        ) from e
+    cdir = make_folder(
+        cache_dir, "cache_dir", "set cache_dir to a writable folder, or to null to decode lazily"
+    )
     stem = f"{_safe_name(name)}-{key}"
     img_path, lab_path = cdir / f"{stem}.npy", cdir / f"{stem}.labels.npy"
     images = _open_cache(img_path, lab_path, labels, image_size, quiet=True)

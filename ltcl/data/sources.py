@@ -269,6 +269,27 @@ def _images_under(folder: str, recursive: bool) -> list[str]:
     return sorted(found)
 
 
+def _files_source(
+    paths: list[str],
+    rel_paths: list[str],
+    labels: np.ndarray,
+    classes: list[str],
+    name: str,
+    cache_dir: str | os.PathLike | None,
+    image_size: int | None,
+    num_workers: int | None,
+) -> ImageSource:
+    """Image files as a source: decoded once into the cache, or lazily without a cache_dir."""
+    images = None
+    if cache_dir is not None:
+        images = cached_images(
+            paths, rel_paths, labels, classes, name, cache_dir, image_size, num_workers
+        )
+    return ImageSource(
+        labels=labels, classes=classes, images=images, paths=paths, name=name, image_size=image_size
+    )
+
+
 def image_folder(
     root: str | os.PathLike,
     split: str | None = "train",
@@ -349,20 +370,8 @@ def image_folder(
     paths = [str(base / r) for r in rel_paths]
     labels_arr = np.asarray(labels, dtype=np.int64)
     src_name = name or (f"{root_p.name}-{split}" if split else root_p.name)
-    if cache_dir is not None:
-        images = cached_images(
-            paths, rel_paths, labels_arr, class_names, src_name, cache_dir, image_size, num_workers
-        )
-        return ImageSource(
-            labels=labels_arr,
-            classes=class_names,
-            images=images,
-            paths=paths,
-            name=src_name,
-            image_size=image_size,
-        )
-    return ImageSource(
-        labels=labels_arr, classes=class_names, paths=paths, name=src_name, image_size=image_size
+    return _files_source(
+        paths, rel_paths, labels_arr, class_names, src_name, cache_dir, image_size, num_workers
     )
 
 
@@ -426,18 +435,6 @@ def list_file(
     labels_arr = np.asarray(labels, dtype=np.int64)
     classes = [str(i) for i in range(int(labels_arr.max()) + 1)]
     src_name = name or lp.stem
-    if cache_dir is not None:
-        images = cached_images(
-            paths, rel_paths, labels_arr, classes, src_name, cache_dir, image_size, num_workers
-        )
-        return ImageSource(
-            labels=labels_arr,
-            classes=classes,
-            images=images,
-            paths=paths,
-            name=src_name,
-            image_size=image_size,
-        )
-    return ImageSource(
-        labels=labels_arr, classes=classes, paths=paths, name=src_name, image_size=image_size
+    return _files_source(
+        paths, rel_paths, labels_arr, classes, src_name, cache_dir, image_size, num_workers
     )

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ltcl.errors import ConfigError, DataError
-from ltcl.utils.files import atomic_write_bytes
+from ltcl.utils.files import atomic_write_bytes, make_folder
 
 __all__ = [
     "LongTailSplit",
@@ -274,13 +274,7 @@ def save_split(split: LongTailSplit, directory: str | os.PathLike) -> dict[str, 
     Each file is written to a temporary name and renamed, and ``split.json`` goes last, so a
     crash never leaves a manifest that describes half-written arrays.
     """
-    d = Path(directory).expanduser()
-    try:
-        d.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DataError(
-            f"cannot create split folder {d} ({e.strerror}): choose a writable folder"
-        ) from e
+    d = make_folder(directory, "split folder", "choose a writable folder")
     files: dict[str, dict[str, Any]] = {}
     for name in _SPLIT_FILES:
         buf = io.BytesIO()

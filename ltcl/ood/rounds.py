@@ -62,8 +62,10 @@ class SamplerConfig:
                 f"method.sampler.budget and method.sampler.num_clusters must be >= 1, got {self.budget} and "
                 f"{self.num_clusters}"
             )
-        if isinstance(self.kmeans_inits, bool) or not isinstance(self.kmeans_inits, int) or (
-            self.kmeans_inits < 1
+        if (
+            isinstance(self.kmeans_inits, bool)
+            or not isinstance(self.kmeans_inits, int)
+            or (self.kmeans_inits < 1)
         ):
             raise ConfigError(
                 f"method.sampler.kmeans_inits must be an integer >= 1 (k-means++ starts), got "

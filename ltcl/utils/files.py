@@ -16,6 +16,18 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def make_folder(path: str | os.PathLike, what: str, fix: str) -> Path:
+    """mkdir -p, with an error that names the folder, what it is for, and the fix."""
+    from ltcl.errors import DataError
+
+    folder = Path(path).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataError(f"cannot create {what} {folder} ({error.strerror}): {fix}") from error
+    return folder
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
     """Call `write(handle)` on a temporary file, fsync it, and rename it onto `path`."""
     path = Path(path)
