@@ -9,6 +9,7 @@
 #      directory), and the controls: SimCLR + randomly sampled OOD (method/sampler=random, beta 0,
 #      lambda_dd 0) and COLT's sampling rule (method/sampler=colt), each a guide run of the whole
 #      budget with the tuned OOD schedule;
+#   3s. the same tuned method with one LR schedule over both stages (stages.one_schedule);
 #   4. SimCLR at equal *images processed*: the method's guide sees one OOD image per ID image,
 #      so guide E/2 + student E/2 processes 1.5 E ID-epochs of images and the random / COLT
 #      controls 2 E; SimCLR trains 1.5 E and 2 E epochs on splits FINAL_SPLITS;
@@ -31,7 +32,7 @@ common=(
   trainer.enable_progress_bar=false trainer.check_val_every_n_epoch=1000
 )
 pool=(ood=tinyimagenet ood.candidates_per_round=20000)
-STEPS=${STEPS:-1,2,3,3r,3c,4,5}
+STEPS=${STEPS:-1,2,3,3r,3c,3s,4,5}
 stamp() { echo "[campaign $(date +%H:%M:%S)] $*"; }
 want() { [[ ",$STEPS," == *",$1,"* ]]; }
 best="$LOG/campaign_search/multirun/optimization_results.yaml"
@@ -54,7 +55,7 @@ cp "$best" "$OUT/search_best.yaml"
 "$BIN/ltcl-report" "$LOG/campaign_search/multirun" --metrics knn --group-by method config.task_name --out "$OUT/search" || true
 fi
 mapfile -t tuned < <("$BIN/python" benchmarks/best_params.py "$best")
-mapfile -t schedule < <("$BIN/python" benchmarks/best_params.py "$best" --only sampler. ood.)
+mapfile -t schedule < <("$BIN/python" benchmarks/best_params.py "$best" --only method.sampler. ood.)
 stamp "tuned: ${tuned[*]}"
 
 if want 3; then
@@ -73,6 +74,15 @@ for strategy in random colt; do
     trainer.max_epochs="$FINAL_EPOCHS" data.split.seed="$FINAL_SPLITS" 'eval.protocols=[knn,linear_b]'
 done
 
+if want 3s; then
+  # The per-stage schedule confound: the same tuned method with one warm-up and one cosine
+  # over both stages (stages.one_schedule=true) instead of a restart per stage.
+  stamp "3/5 the tuned method with one schedule over both stages, splits $FINAL_SPLITS"
+  "$BIN/ltcl-pipeline" -m task_name=campaign_final_one_schedule "${common[@]}" "${pool[@]}" \
+    "${tuned[@]}" stages.total_epochs="$FINAL_EPOCHS" stages.one_schedule=true \
+    data.split.seed="$FINAL_SPLITS" 'eval.protocols=[knn,linear_b]'
+fi
+
 if want 4; then
   for epochs in $((FINAL_EPOCHS * 3 / 2)) $((FINAL_EPOCHS * 2)); do
     stamp "4/5 SimCLR at equal images processed: $epochs epochs, splits $FINAL_SPLITS"
@@ -84,7 +94,8 @@ fi
 if want 5; then
 stamp "5/5 report"
 runs=()
-for d in campaign_final campaign_final_random campaign_final_colt campaign_final_simclr_images; do
+for d in campaign_final campaign_final_random campaign_final_colt campaign_final_one_schedule \
+  campaign_final_simclr_images; do
   [ -d "$LOG/$d/multirun" ] && runs+=("$LOG/$d/multirun")
 done
 "$BIN/ltcl-report" "${runs[@]}" --metrics knn linear --group-by method config.task_name \

@@ -60,6 +60,10 @@ def stage_config(cfg: DictConfig, stage: str, run_dir: Path) -> DictConfig:
             raise ConfigError(
                 f"unknown pipeline stage '{stage}': stages.compare takes peers from {peers}"
             )
+        if cfg.stages.get("one_schedule") and stage in ("guide", "student"):
+            # One warm-up and one cosine over guide + student, as a single run would have.
+            stage_cfg.optim.schedule.horizon_epochs = guide_epochs + student_epochs
+            stage_cfg.optim.schedule.start_epoch = 0 if stage == "guide" else guide_epochs
         del stage_cfg["stages"]  # a stage is a plain ltcl-train run: its identity has no stages
     return stage_cfg
 

@@ -171,10 +171,18 @@ class ContrastiveModule(OODSamplingHooks, L.LightningModule):
         optimizer = self.optimizer_factory(groups, lr=self.learning_rate())
         total = max(1, int(self.trainer.estimated_stepping_batches))
         epochs = max(1, self.trainer.max_epochs or 1)
+        offset = 0
+        horizon = self.schedule.get("horizon_epochs")
+        if horizon:
+            # One schedule over several runs (ltcl-pipeline stages.one_schedule): this run is
+            # epochs [start_epoch, start_epoch + max_epochs) of a horizon_epochs-long schedule.
+            per_epoch = total / epochs
+            offset = round(per_epoch * self.schedule.get("start_epoch", 0))
+            total, epochs = max(1, round(per_epoch * horizon)), horizon
         warmup = int(total * min(1.0, self.schedule["warmup_epochs"] / epochs))
         final = self.schedule["final_lr_ratio"]
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: warmup_cosine_factor(step, total, warmup, final)
+            optimizer, lambda step: warmup_cosine_factor(step + offset, total, warmup, final)
         )
         return {
             "optimizer": optimizer,

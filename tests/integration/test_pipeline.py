@@ -196,3 +196,19 @@ def test_an_unknown_peer_is_refused_before_training(tmp_path):
     with pytest.raises(ConfigError, match="stages.compare lists 'moco'"):
         run_pipeline(cfg)
     assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_one_schedule_gives_each_stage_its_part_of_one_schedule(tmp_path):
+    from ltcl.pipeline import stage_config
+
+    cfg = compose_train(
+        tmp_path,
+        [*TINY, "stages.total_epochs=10", "stages.guide_share=0.4", "stages.one_schedule=true"],
+        "pipeline",
+    )
+    guide, student = (stage_config(cfg, s, tmp_path / "run") for s in ("guide", "student"))
+    assert (guide.trainer.max_epochs, student.trainer.max_epochs) == (4, 6)
+    assert guide.optim.schedule.horizon_epochs == student.optim.schedule.horizon_epochs == 10
+    assert (guide.optim.schedule.start_epoch, student.optim.schedule.start_epoch) == (0, 4)
+    plain = stage_config(compose_train(tmp_path, TINY, "pipeline"), "student", tmp_path / "run")
+    assert "horizon_epochs" not in plain.optim.schedule

@@ -67,3 +67,35 @@ def test_resolve_resume_path(tmp_path):
     assert ckpt.resolve_resume_path(None, tmp_path) is None
     with pytest.raises(ConfigError, match="does not exist"):
         ckpt.resolve_resume_path(str(tmp_path / "nope.ckpt"), tmp_path)
+
+
+def test_one_schedule_over_two_runs_equals_one_run():
+    """stages.one_schedule: the guide (epochs [0, G)) and the student (epochs [G, G+S)) step
+    through the LR values of one (G+S)-epoch run: one warm-up, one cosine."""
+    from types import SimpleNamespace
+
+    from ltcl.methods.simclr import SimCLRModule
+
+    def lrs(epochs, steps_per_epoch, **schedule):
+        module = SimCLRModule(
+            backbone={"name": "small_convnet", "width": 4},
+            optimizer=lambda params, lr: torch.optim.SGD(params, lr=lr),
+            schedule={"warmup_epochs": 2, **schedule},
+        )
+        module._trainer = SimpleNamespace(
+            estimated_stepping_batches=epochs * steps_per_epoch, max_epochs=epochs
+        )
+        config = module.configure_optimizers()
+        optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+        out = []
+        for _ in range(epochs * steps_per_epoch):
+            out.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        return out
+
+    whole = lrs(10, 3)
+    guide = lrs(4, 3, horizon_epochs=10, start_epoch=0)
+    student = lrs(6, 3, horizon_epochs=10, start_epoch=4)
+    assert guide + student == pytest.approx(whole)
+    assert lrs(4, 3) != pytest.approx(guide)  # without it, each run warms up and decays alone
