@@ -4,9 +4,9 @@
 # splits SPLITS (never used for tuning). The method runs with the campaign's validation-tuned
 # settings (experiment=method_tuned_cpu: guide 15 + student 15 epochs when EPOCHS=30); every
 # peer trains the same EPOCHS over the ID data in the same run directory:
-#   simclr, sdclr (prune 0.9), bcl_i, bcl_d, and colt with the method's OOD schedule (a round
-#   before epoch 0 and every 2 epochs, 5,000 images, 1:1 ID:OOD batches: COLT's own warm-up of
-#   100 epochs would never sample in 30).
+#   simclr, sdclr (prune 0.9), bcl_i, bcl_d, and colt and sdclr_colt (SDCLR + COLT's sampling)
+#   with the method's OOD schedule (a round before epoch 0 and every 2 epochs, 5,000 images, 1:1
+#   ID:OOD batches: COLT's own warm-up of 100 epochs would never sample in 30).
 # Images processed differ (the guide and COLT also see OOD images): see benchmarks/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +19,8 @@ mkdir -p "$OUT"
 "$BIN/ltcl-pipeline" -m task_name=peers experiment=method_tuned_cpu data=cifar10_lt_folder \
   model=small trainer=cpu data.global_batch_size=256 trainer.enable_progress_bar=false \
   trainer.check_val_every_n_epoch=1000 ood=tinyimagenet ood.candidates_per_round=20000 \
-  stages.total_epochs="$EPOCHS" 'stages.compare=[simclr,sdclr,bcl_i,bcl_d,colt]' \
+  stages.total_epochs="$EPOCHS" 'stages.compare=[simclr,sdclr,bcl_i,bcl_d,colt,sdclr_colt]' \
   stages.peers.colt.sampler.warmup_epochs=0 stages.peers.colt.sampler.interval=2 \
-  stages.peers.colt.sampler.budget=5000 data.split.seed="$SPLITS" 'eval.protocols=[knn,linear_b]'
+  stages.peers.colt.sampler.budget=5000 stages.peers.sdclr_colt.sampler.warmup_epochs=0 \
+  stages.peers.sdclr_colt.sampler.interval=2 stages.peers.sdclr_colt.sampler.budget=5000 data.split.seed="$SPLITS" 'eval.protocols=[knn,linear_b]'
 "$BIN/ltcl-report" "$LOG/peers/multirun" --metrics knn linear --group-by method --out "$OUT"
