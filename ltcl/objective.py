@@ -69,3 +69,15 @@ def objective_value(results: dict[str, Any], objective: str | None) -> float | N
             )
         value = value[part]
     return float(value)
+
+
+def run_for_objective(cfg, run, results_of=lambda results: results):
+    """A console command's body: inside a sweep, check the objective before training and return
+    its value (what Optuna maximises); outside one, just run."""
+    from ltcl.train import in_sweep
+
+    sweeping = in_sweep()
+    if sweeping:
+        check_objective(cfg.get("objective"), cfg.eval.protocols)
+    results = run(cfg)
+    return objective_value(results_of(results), cfg.get("objective")) if sweeping else None

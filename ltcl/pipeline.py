@@ -20,9 +20,9 @@ import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ltcl.errors import ConfigError, report_errors
-from ltcl.objective import check_objective, objective_value
+from ltcl.objective import run_for_objective
 from ltcl.run_identity import run_hash
-from ltcl.train import CONFIG_DIR, in_sweep, train
+from ltcl.train import CONFIG_DIR, train
 
 RESULTS_NAME = "results.json"
 
@@ -178,11 +178,8 @@ def format_table(table: dict[str, dict[str, Any]]) -> str:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="pipeline")
 @report_errors
 def _hydra_main(cfg: DictConfig) -> float | None:
-    sweeping = in_sweep()
-    if sweeping:
-        check_objective(cfg.get("objective"), cfg.eval.protocols)
-    summary = run_pipeline(cfg)
-    return objective_value(summary.get("student", {}), cfg.get("objective")) if sweeping else None
+    # The method's result is its student's (stage 2).
+    return run_for_objective(cfg, run_pipeline, lambda summary: summary.get("student", {}))
 
 
 def main() -> None:

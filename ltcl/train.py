@@ -26,7 +26,7 @@ from ltcl.config_checks import check_config
 from ltcl.errors import report_errors
 from ltcl.evaluation.protocols import evaluate_and_record
 from ltcl.loggers import build_loggers, log_results
-from ltcl.objective import check_objective, objective_value
+from ltcl.objective import run_for_objective
 from ltcl.run_identity import (
     check_resume_matches,
     identity_hash,
@@ -213,11 +213,7 @@ def in_sweep() -> bool:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 @report_errors
 def _hydra_main(cfg: DictConfig) -> float | None:
-    sweeping = in_sweep()
-    if sweeping:
-        check_objective(cfg.get("objective"), cfg.eval.protocols)
-    results = train(cfg)
-    return objective_value(results, cfg.get("objective")) if sweeping else None
+    return run_for_objective(cfg, train)
 
 
 def main() -> None:

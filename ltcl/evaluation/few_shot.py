@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ltcl.errors import ConfigError, DataError
+from ltcl.utils.validate import check_int
 
 __all__ = ["FewShotSubsets", "balanced_subset", "few_shot_subsets", "one_percent_per_class"]
 
@@ -79,8 +80,7 @@ def balanced_subset(
     is part of the 100-shot set). The result does not depend on the order of ``pool_indices``.
     """
     lab = _check_labels(labels)
-    if not _is_int(per_class) or per_class < 1:
-        raise ConfigError(f"per_class must be an integer >= 1, got {per_class!r}")
+    check_int(per_class, "per_class", 1)
     if not _is_int(seed):
         raise ConfigError(f"seed must be an integer, got {seed!r}")
     pool = _check_pool(pool_indices, lab.size, "pool_indices")
@@ -167,8 +167,7 @@ def few_shot_subsets(
     so. The 100- and 50-shot subsets need 100 images of every class in the balanced set.
     """
     lab = _check_labels(labels)
-    if not _is_int(num_classes) or num_classes < 2:
-        raise ConfigError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    check_int(num_classes, "num_classes", 2)
     if not _is_int(seed):
         raise ConfigError(f"seed must be an integer, got {seed!r}")
     lt_pool = _check_pool(long_tailed_indices, lab.size, "long_tailed_indices")
