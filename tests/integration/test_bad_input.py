@@ -45,6 +45,8 @@ CASES = [
     ("missing-ckpt", "ltcl-train", ["ckpt_path=/nonexistent/x.ckpt"], "ckpt_path=null"),
     ("truncated-ckpt", "ltcl-train", ["ckpt_path={truncated}"], "ckpt_path=null"),
     ("eval-truncated", "ltcl-eval", ["ckpt_path={truncated}"], "cannot be read"),
+    ("guide-truncated", "ltcl-train", ["method=student", "method.guide_checkpoint={truncated}"],
+     "cannot be read"),
     ("pipeline-no-pool", "ltcl-pipeline", ["ood=null"], "ood=tinyimagenet"),
     ("bad-batch-ratio", "ltcl-train", [*GUIDE, "ood.batch_ratio=0"], "ood.batch_ratio"),
     # the peers (issue "peers") and the sampler's switches
