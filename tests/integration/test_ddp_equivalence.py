@@ -151,16 +151,8 @@ def test_bcl_loss_ema_two_processes_equal_one(tmp_path):
 
 @pytest.mark.ddp
 def test_colt_two_processes_equal_one(tmp_path):
-    colt = [
-        "method=colt",
-        "ood=embedded",
-        "ood.source.num_crops=400",
-        "method.sampler.warmup_epochs=0",
-        "method.sampler.interval=1",
-        "method.sampler.budget=100",
-        "method.sampler.kmeans_iterations=5",
-        "method.sampler.kmeans_inits=2",
-    ]
+    # the guide's tiny schedule; COLT's k-means has no refinement, and two starts
+    colt = ["method=colt", *GUIDE[1:-1], "method.sampler.kmeans_inits=2"]
     one, two = run(tmp_path / "one", colt, 1), run(tmp_path / "two", colt, 2)
     assert_same_training(one, two)
     a, b = one[0]["ood_sampler"], two[0]["ood_sampler"]

@@ -140,19 +140,7 @@ def test_colt_resumes_exactly(tmp_path):
 def test_colt_sampling_on_top_of_any_method(tmp_path, method):
     """ "+COLT": any method takes an OOD pool and COLT's sampling rounds by config, and trains
     on the ID and the sampled OOD views together (as COLT's SDCLR+COLT and BCL+COLT do)."""
-    plus_colt = [
-        f"method={method}",
-        "+method/sampler=colt",
-        "ood=embedded",
-        "ood.source.num_crops=400",
-        "method.sampler.warmup_epochs=1",
-        "method.sampler.interval=1",
-        "method.sampler.budget=100",
-        "method.sampler.kmeans_iterations=5",
-        "trainer.max_epochs=2",
-        "eval.protocols=[knn]",
-        "eval.plots=false",
-    ]
+    plus_colt = [f"method={method}", "+method/sampler=colt", *COLT[1:]]
     cfg = compose_train(tmp_path, plus_colt)
     assert cfg.method.sampler.strategy == "colt" and cfg.method.name.startswith(method)
     results = train(cfg)
