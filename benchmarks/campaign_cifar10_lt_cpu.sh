@@ -86,7 +86,9 @@ fi
 if want 4; then
   for epochs in $((FINAL_EPOCHS * 3 / 2)) $((FINAL_EPOCHS * 2)); do
     stamp "4/5 SimCLR at equal images processed: $epochs epochs, splits $FINAL_SPLITS"
-    "$BIN/ltcl-train" -m task_name=campaign_final_simclr_images "${common[@]}" \
+    # One task per budget: trainer.max_epochs may change on resume (extending a run), so
+    # without it the longer budget would resume the shorter run's checkpoint.
+    "$BIN/ltcl-train" -m task_name=campaign_final_simclr_images_e"$epochs" "${common[@]}" \
       trainer.max_epochs="$epochs" data.split.seed="$FINAL_SPLITS" 'eval.protocols=[knn,linear_b]'
   done
 fi
@@ -95,7 +97,7 @@ if want 5; then
 stamp "5/5 report"
 runs=()
 for d in campaign_final campaign_final_random campaign_final_colt campaign_final_one_schedule \
-  campaign_final_simclr_images; do
+  campaign_final_simclr_images_e$((FINAL_EPOCHS * 3 / 2)) campaign_final_simclr_images_e$((FINAL_EPOCHS * 2)); do
   [ -d "$LOG/$d/multirun" ] && runs+=("$LOG/$d/multirun")
 done
 "$BIN/ltcl-report" "${runs[@]}" --metrics knn linear --group-by method config.task_name \
