@@ -109,3 +109,62 @@ def test_readme_recipe_runs_as_written(tmp_path, index):
     sweep_size = 3 if "method.temperature=0.1,0.2,0.5" in command else 2
     assert len(results) == sweep_size
     assert len({r["run_hash"] for r in results}) == sweep_size
+
+
+# The peers' recipes: every ltcl-train line of the README's "Peers" section, with what this
+# machine lacks swapped for tiny stand-ins (the embedded data and pool, the small net, the CPU)
+# and "..." dropped; the method settings are kept exactly as written.
+PEERS_SECTION = "### Peers: SDCLR, BCL, COLT"
+STAND_INS = {
+    "data": "data=embedded",
+    "model": "model=small",
+    "trainer": "trainer=cpu",
+    "ood": "ood=embedded",
+}
+TINY_POOL = [
+    "ood.source.num_crops=200",
+    "method.sampler.warmup_epochs=0",
+    "method.sampler.budget=100",
+    "method.sampler.kmeans_iterations=5",
+]
+
+
+def peer_commands() -> list[list[str]]:
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index(PEERS_SECTION) :]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    commands = []
+    for line in block.splitlines():
+        line = line.split(" #")[0].strip()
+        if not line.startswith("ltcl-train"):
+            continue
+        args = []
+        for arg in shlex.split(line)[1:]:
+            key = arg.split("=")[0]
+            if arg == "..." or key == "trainer.max_epochs":
+                continue
+            args.append(STAND_INS.get(key, arg))
+        commands.append(args)
+    return commands
+
+
+PEERS = peer_commands()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", range(len(PEERS)), ids=[" ".join(c[:2]) for c in PEERS])
+def test_readme_peer_recipe_runs(tmp_path, index):
+    args = PEERS[index]
+    samples_ood = any(a in ("method=colt", "+method/sampler=colt") for a in args)
+    if samples_ood and "ood=embedded" not in args:
+        args = [*args, "ood=embedded"]
+    extra = TINY_POOL if samples_ood else []
+    done = run_console("ltcl-train", [*args, *extra, *TINY, "eval.plots=false"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = list((tmp_path / "outputs").rglob("results.json"))
+    assert len(results) == 1
+    recorded = json.loads(results[0].read_text())["config"]["method"]
+    for arg in args:
+        if arg.startswith("method."):
+            key, value = arg.split("=", 1)
+            assert str(recorded[key.split(".", 1)[1]]) == value
