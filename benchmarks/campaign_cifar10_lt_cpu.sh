@@ -102,5 +102,6 @@ for d in campaign_final campaign_final_random campaign_final_colt campaign_final
 done
 "$BIN/ltcl-report" "${runs[@]}" --metrics knn linear --group-by method config.task_name \
   config.trainer.max_epochs --out "$OUT/final"
+"$BIN/python" benchmarks/campaign_pairs.py "$LOG" "$OUT/campaign_pairs.md"
 fi
 stamp done

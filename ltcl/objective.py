@@ -71,11 +71,18 @@ def objective_value(results: dict[str, Any], objective: str | None) -> float | N
     return float(value)
 
 
+def in_sweep() -> bool:
+    """True inside a Hydra multirun job (a sweep or an Optuna trial): only then does the
+    objective matter."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def run_for_objective(cfg, run, results_of=lambda results: results):
     """A console command's body: inside a sweep, check the objective before training and return
     its value (what Optuna maximises); outside one, just run."""
-    from ltcl.train import in_sweep
-
     sweeping = in_sweep()
     if sweeping:
         check_objective(cfg.get("objective"), cfg.eval.protocols)

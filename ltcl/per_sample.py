@@ -4,14 +4,16 @@ COLT keeps an EMA of each ID image's tail score (its OOD budgets come from it); 
 of each image's contrastive loss (its augmentation strength comes from it). One implementation
 serves both. Under DDP every process passes the *gathered* indices and values of the global
 batch, so every process holds the same table and a checkpoint from rank zero is complete.
+The table lives on the device of the values it is given (no host sync on the training step);
+its state_dict is on the CPU.
 """
 
 from __future__ import annotations
 
 import torch
 
-from ltcl.errors import ConfigError
 from ltcl.utils.distributed import gather_no_grad
+from ltcl.utils.validate import check_decay
 
 
 class PerSampleEMA:
@@ -19,9 +21,7 @@ class PerSampleEMA:
     (COLT and BCL start their EMA from the first observation, not from zero)."""
 
     def __init__(self, num_samples: int, beta: float = 0.97, key: str = "ema"):
-        if not 0.0 <= beta < 1.0:
-            raise ConfigError(f"{key} must be in [0, 1) (an EMA decay), got {beta}")
-        self.beta = beta
+        self.beta = check_decay(beta, key)
         self.values = torch.zeros(num_samples, dtype=torch.float64)
         self.seen = torch.zeros(num_samples, dtype=torch.bool)
 
@@ -29,8 +29,11 @@ class PerSampleEMA:
         return len(self.values)
 
     def update(self, indices: torch.Tensor, values: torch.Tensor) -> None:
-        indices = indices.detach().cpu().long()
-        values = values.detach().cpu().double()
+        device = values.device
+        if self.values.device != device:
+            self.values, self.seen = self.values.to(device), self.seen.to(device)
+        indices = indices.detach().to(device).long()
+        values = values.detach().double()
         old = self.values[indices]
         fresh = ~self.seen[indices]
         self.values[indices] = torch.where(
@@ -44,7 +47,11 @@ class PerSampleEMA:
         self.update(gather_no_grad(indices), gather_no_grad(values))
 
     def state_dict(self) -> dict:
-        return {"beta": self.beta, "values": self.values.clone(), "seen": self.seen.clone()}
+        return {
+            "beta": self.beta,
+            "values": self.values.cpu().clone(),
+            "seen": self.seen.cpu().clone(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.beta = float(state["beta"])

@@ -201,15 +201,6 @@ def final_evaluation(
     )
 
 
-def in_sweep() -> bool:
-    """True inside a Hydra multirun job (a sweep or an Optuna trial): only then does the
-    objective matter."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 @report_errors
 def _hydra_main(cfg: DictConfig) -> float | None:

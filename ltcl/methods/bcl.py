@@ -20,19 +20,18 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from ltcl.data.randaugment import BatchedRandAugment, bcl_strength, bcl_weights
 from ltcl.errors import ConfigError
 from ltcl.losses.nt_xent import nt_xent
-from ltcl.methods.base import ContrastiveModule
-from ltcl.models.pruning import PrunedBranch
+from ltcl.methods.sdclr import SDCLRModule
 from ltcl.per_sample import PerSampleEMA
+from ltcl.utils.validate import check_decay
 
 VARIANTS = ("I", "D")
 
 
-class BCLModule(ContrastiveModule):
+class BCLModule(SDCLRModule):
     def __init__(
         self,
         *args,
@@ -42,27 +41,25 @@ class BCLModule(ContrastiveModule):
         prune_percent: float = 0.9,
         **kwargs,
     ):
-        super().__init__(*args, **kwargs)
         if variant not in VARIANTS:
             raise ConfigError(
                 f"unknown method.variant '{variant}' for BCL: use I (boosted augmentation on "
                 "SimCLR) or D (on SDCLR)"
             )
-        PerSampleEMA(0, loss_ema, key="method.loss_ema")  # validates before training
-        self.variant, self.temperature, self.loss_ema_decay = variant, temperature, loss_ema
-        self.pruned = PrunedBranch(self.backbone, prune_percent) if variant == "D" else None
+        check_decay(loss_ema, "method.loss_ema")
+        # BCL-D is SDCLR's pruned branch; BCL-I has none (both views dense, as SimCLR).
+        pruning = prune_percent if variant == "D" else None
+        super().__init__(*args, temperature=temperature, prune_percent=pruning, **kwargs)
+        self.variant, self.loss_ema_decay = variant, loss_ema
         self.randaugment = BatchedRandAugment()
         self.loss_ema: PerSampleEMA | None = None
         self.boost_weights: torch.Tensor | None = None  # w_i of this epoch; None: no boost yet
-
-    def extra_trainable_modules(self):
-        return [] if self.pruned is None else [self.pruned]
 
     # ---- the boosted augmentation (called by the DataModule on each ID batch) ------------
     def boost_views(self, index: torch.Tensor, views: torch.Tensor, generator) -> torch.Tensor:
         if self.boost_weights is None:
             return views
-        weights = self.boost_weights[index.cpu()]
+        weights = self.boost_weights[index.to(self.boost_weights.device)]
         k, magnitudes, probabilities = bcl_strength(weights, self.variant, generator)
         # Both copies of an image share its magnitude; ops and coins are drawn per view.
         return self.randaugment(
@@ -89,12 +86,7 @@ class BCLModule(ContrastiveModule):
             return
         weights = torch.full_like(ema.values, 0.5, dtype=torch.float32)
         weights[ema.seen] = bcl_weights(ema.values[ema.seen]).float()
-        self.boost_weights = weights
-
-    def on_train_epoch_start(self) -> None:
-        super().on_train_epoch_start()
-        if self.pruned is not None:
-            self.pruned.update_masks(self.backbone)
+        self.boost_weights, self._boost_mean = weights, weights.mean()
 
     def on_train_epoch_end(self) -> None:
         super().on_train_epoch_end()
@@ -104,20 +96,12 @@ class BCLModule(ContrastiveModule):
     def training_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         part = batch["id"]
         view1, view2, num_id = self.views(batch)  # + sampled OOD images with a sampler
-        if self.pruned is None:
-            z1, z2 = self.embed(torch.cat([view1, view2])).chunk(2)
-        else:
-            if self.channels_last:
-                view2 = view2.contiguous(memory_format=torch.channels_last)
-            z1 = self.embed(view1)
-            z2 = F.normalize(self.projector(self.pruned(self.backbone, view2)), dim=1)
+        z1, z2 = self.two_view_embeddings(view1, view2)
         self.observe_for_sampler(part["index"], z1, z2, num_id)
         losses = nt_xent(z1, z2, self.temperature, per_sample=True)
         # The EMA (and so the boost) is kept for the ID images only.
         self.loss_ema.update_from_all_processes(part["index"], losses[:num_id].detach().float())
-        extras = {}
-        if self.boost_weights is not None:
-            extras["boost_mean"] = self.boost_weights.mean().to(losses.device)
+        extras = {} if self.boost_weights is None else {"boost_mean": self._boost_mean}
         return losses.mean(), extras
 
     # ---- checkpoint -----------------------------------------------------------------------

@@ -58,20 +58,15 @@ class GuideModule(ContrastiveModule):
     # ---- training -----------------------------------------------------------------------
     def training_loss(self, batch: dict[str, Any]):
         id_batch, ood_batch = batch["id"], batch.get("ood")
-        views1, views2 = [id_batch["views"][0]], [id_batch["views"][1]]
+        view1, view2, num_id = self.views(batch)  # ID rows, then the sampled OOD rows
         labels = [self._id_pseudo_labels(id_batch["index"])]
-        is_ood = [torch.zeros_like(id_batch["index"], dtype=torch.bool)]
         if ood_batch is not None:
-            views1.append(ood_batch["views"][0])
-            views2.append(ood_batch["views"][1])
             labels.append(ood_batch["label"])
-            is_ood.append(torch.ones_like(ood_batch["index"], dtype=torch.bool))
-        n = sum(v.shape[0] for v in views1)
-        feats = self.features(torch.cat(views1 + views2))
-        z = torch.nn.functional.normalize(self.projector(feats), dim=1)
-        z1, z2 = z[:n], z[n:]
         pseudo = torch.cat(labels)
-        domain = torch.cat(is_ood)
+        domain = torch.arange(view1.shape[0], device=view1.device) >= num_id  # True: OOD
+        feats = self.features(torch.cat([view1, view2]))
+        z = torch.nn.functional.normalize(self.projector(feats), dim=1)
+        z1, z2 = z.chunk(2)
         loss_psd = psd_loss(
             z1,
             z2,
@@ -80,7 +75,7 @@ class GuideModule(ContrastiveModule):
             beta=self.beta,
             beta_normalization=self.beta_normalization,
         )
-        self.observe_for_sampler(id_batch["index"], z1, z2, id_batch["index"].shape[0])
+        self.observe_for_sampler(id_batch["index"], z1, z2, num_id)
         extras = {"loss_psd": loss_psd.detach(), "ood_fraction": domain.float().mean()}
         loss = loss_psd
         if ood_batch is not None and self.lambda_dd > 0:
@@ -101,4 +96,8 @@ class GuideModule(ContrastiveModule):
         labels = self.sampler.id_pseudo_labels
         if labels is None:
             return torch.full_like(index, -1)
-        return torch.as_tensor(labels, device=index.device)[index]
+        # Copied to the device once per round, not at every step.
+        key = (self.sampler.round, index.device)
+        if getattr(self, "_pseudo_cache", (None, None))[0] != key:
+            self._pseudo_cache = (key, torch.as_tensor(labels, device=index.device))
+        return self._pseudo_cache[1][index]

@@ -25,15 +25,22 @@ from ltcl.errors import ConfigError
 from ltcl.ood.rounds import OODSampler, SamplerConfig
 
 
+def top_classes(labels: np.ndarray, names: list[str], top: int) -> dict[str, int]:
+    """{class name: count} of the `top` most frequent labels (ties: lower label first)."""
+    if len(labels) == 0:
+        return {}
+    counts = np.bincount(np.asarray(labels))
+    order = np.argsort(-counts, kind="stable")[:top]
+    return {(names[i] if i < len(names) else str(i)): int(counts[i]) for i in order if counts[i]}
+
+
 def pool_class_histogram(source, picked, top: int = 20) -> dict[str, int]:
     """The `top` most picked classes of a labelled pool (e.g. Tiny ImageNet wnids), for the
     round log; {} for an unlabelled pool (a single class, as the 300K Random Images file)."""
     classes = list(getattr(source, "classes", []) or [])
     if len(classes) < 2 or len(picked) == 0:
         return {}
-    counts = np.bincount(source.labels[np.asarray(picked)], minlength=len(classes))
-    order = np.argsort(-counts, kind="stable")[:top]
-    return {classes[i]: int(counts[i]) for i in order if counts[i] > 0}
+    return top_classes(source.labels[np.asarray(picked)], classes, top)
 
 
 def cluster_composition(sampler: OODSampler, datamodule, top: int = 5) -> dict[str, Any]:
@@ -49,24 +56,13 @@ def cluster_composition(sampler: OODSampler, datamodule, top: int = 5) -> dict[s
     train = datamodule.train_set
     id_labels = np.asarray(train.source.labels)[np.asarray(train.indices)]
 
-    def top_counts(labels: np.ndarray, label_names: list[str]) -> dict[str, int]:
-        if len(labels) == 0:
-            return {}
-        counts = np.bincount(labels)
-        order = np.argsort(-counts, kind="stable")[:top]
-        return {
-            (label_names[i] if i < len(label_names) else str(i)): int(counts[i])
-            for i in order
-            if counts[i] > 0
-        }
-
     picked_pool_labels = np.asarray(pool.labels)[sampler.picked] if len(sampler.picked) else []
     for k in np.unique(sampler.id_pseudo_labels):
         members = id_labels[sampler.id_pseudo_labels == k]
-        out["id_classes_by_cluster"][str(int(k))] = top_counts(members, names)
+        out["id_classes_by_cluster"][str(int(k))] = top_classes(members, names, top)
         if len(pool_names) > 1:
             mine = np.asarray(picked_pool_labels)[sampler.picked_labels == k]
-            out["pool_classes_by_cluster"][str(int(k))] = top_counts(mine, pool_names)
+            out["pool_classes_by_cluster"][str(int(k))] = top_classes(mine, pool_names, top)
     return out
 
 
@@ -92,17 +88,14 @@ class OODSamplingHooks:
         if self.sampler is None:
             return
         datamodule = self._datamodule()
+        datamodule.setup("fit")  # the ID set and the pool (idempotent)
         datamodule.set_ood_subset(self.sampler.picked, self.sampler.picked_labels)
-        # Sizes are known now (the data is set up) and no step has run: a round that could not
-        # fill its budget fails here, not W epochs in.
-        # (Only when this run will reach a round: a run shorter than the warm-up never samples.)
+        # Sizes are known now and no step has run: a round that could not fill its budget fails
+        # here, not W epochs in (only when this run will reach a round).
         if self.sampler.config.warmup_epochs < (self.trainer.max_epochs or 0):
-            datamodule.setup("fit")
-            datamodule.ood_pool.setup()
             self.sampler.config.check_sizes(
                 len(datamodule.train_set), len(datamodule.ood_pool.candidates(0))
             )
-        datamodule.setup("fit")
         self.sampler.setup(len(datamodule.train_set))
         if self.current_epoch == 0 and self.sampler.round == 0 and self.sampler.round_before(0):
             self.sampling_round(

@@ -21,26 +21,42 @@ from ltcl.models.pruning import PrunedBranch
 
 
 class SDCLRModule(ContrastiveModule):
-    def __init__(self, *args, temperature: float = 0.2, prune_percent: float = 0.9, **kwargs):
+    """NT-Xent between the dense view and the pruned view. BCL-D builds on it; with
+    ``prune_percent=None`` (BCL-I) there is no pruned branch and both views go through the
+    dense network in one forward, as in SimCLR."""
+
+    def __init__(
+        self, *args, temperature: float = 0.2, prune_percent: float | None = 0.9, **kwargs
+    ):
         super().__init__(*args, **kwargs)
         self.temperature = temperature
-        self.pruned = PrunedBranch(self.backbone, prune_percent)
+        self.pruned = None if prune_percent is None else PrunedBranch(self.backbone, prune_percent)
+        self._pruned_share: torch.Tensor | None = None
 
     def extra_trainable_modules(self):
-        return [self.pruned]  # its own BN parameters
+        return [] if self.pruned is None else [self.pruned]  # its own BN parameters
 
     def on_train_epoch_start(self) -> None:
         super().on_train_epoch_start()
-        self.pruned.update_masks(self.backbone)
+        if self.pruned is not None:
+            self.pruned.update_masks(self.backbone)
+            masks = self.pruned.masks().values()
+            self._pruned_share = 1.0 - torch.stack([m.float().mean() for m in masks]).mean()
 
-    def training_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        view1, view2, num_id = self.views(batch)  # + sampled OOD images with a sampler
+    def two_view_embeddings(
+        self, view1: torch.Tensor, view2: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """z of view 1 through the dense network, z of view 2 through the pruned branch."""
+        if self.pruned is None:
+            return self.embed(torch.cat([view1, view2])).chunk(2)
         if self.channels_last:
             view2 = view2.contiguous(memory_format=torch.channels_last)
         z1 = self.embed(view1)
-        z2 = F.normalize(self.projector(self.pruned(self.backbone, view2)), dim=1)
+        return z1, F.normalize(self.projector(self.pruned(self.backbone, view2)), dim=1)
+
+    def training_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        view1, view2, num_id = self.views(batch)  # + sampled OOD images with a sampler
+        z1, z2 = self.two_view_embeddings(view1, view2)
         self.observe_for_sampler(batch["id"]["index"], z1, z2, num_id)
-        sparsity = (
-            1.0 - torch.stack([m.float().mean() for m in self.pruned.masks().values()]).mean()
-        )
-        return nt_xent(z1, z2, self.temperature), {"pruned_share": sparsity.detach()}
+        extras = {} if self._pruned_share is None else {"pruned_share": self._pruned_share}
+        return nt_xent(z1, z2, self.temperature), extras

@@ -18,6 +18,7 @@ import torch
 from ltcl.errors import ConfigError
 from ltcl.ood.budgets import REMAINDER_RULES
 from ltcl.ood.strategies import STRATEGIES, TAIL_SCORES
+from ltcl.utils.validate import check_decay, check_int
 
 
 @dataclass
@@ -62,15 +63,9 @@ class SamplerConfig:
                 f"method.sampler.budget and method.sampler.num_clusters must be >= 1, got {self.budget} and "
                 f"{self.num_clusters}"
             )
-        if (
-            isinstance(self.kmeans_inits, bool)
-            or not isinstance(self.kmeans_inits, int)
-            or (self.kmeans_inits < 1)
-        ):
-            raise ConfigError(
-                f"method.sampler.kmeans_inits must be an integer >= 1 (k-means++ starts), got "
-                f"{self.kmeans_inits!r}"
-            )
+        check_int(self.kmeans_inits, "method.sampler.kmeans_inits", 1, "k-means++ starts")
+        check_int(self.colt_topk, "method.sampler.colt_topk", 1, "COLT uses 10")
+        check_decay(self.colt_ema, "method.sampler.colt_ema")
         if self.tail_score not in TAIL_SCORES:
             raise ConfigError(
                 f"unknown method.sampler.tail_score '{self.tail_score}': use one of {TAIL_SCORES}"
@@ -196,7 +191,7 @@ class OODSampler:
         if state["config"] != asdict(self.config):
             raise ConfigError(
                 "the checkpoint's OOD sampler settings differ from the config's "
-                f"({state['config']} vs {asdict(self.config)}): resume with the same sampler.* "
+                f"({state['config']} vs {asdict(self.config)}): resume with the same method.sampler.* "
                 "values or start a new run directory"
             )
         self.round = int(state["round"])

@@ -135,7 +135,7 @@ class ColtStrategy(SamplingStrategy):
     def setup(self, num_id_images: int) -> None:
         if self.tail_scores is None or len(self.tail_scores) != num_id_images:
             self.tail_scores = PerSampleEMA(
-                num_id_images, self.config.colt_ema, key="sampler.colt_ema"
+                num_id_images, self.config.colt_ema, key="method.sampler.colt_ema"
             )
 
     def observe(self, index, z1, z2, num_id, temperature):
@@ -154,7 +154,7 @@ class ColtStrategy(SamplingStrategy):
         clustered = time.perf_counter()
         sizes = clustering.cluster_sizes.cpu().numpy()
         assignment = clustering.pseudo_labels.cpu().numpy()
-        scores = self.tail_scores.values.numpy()
+        scores = self.tail_scores.values.cpu().numpy()
         cluster_scores = np.array(
             [
                 scores[assignment == k].mean() if sizes[k] else scores.mean()
@@ -175,7 +175,7 @@ class ColtStrategy(SamplingStrategy):
 
     def load_state_dict(self, state):
         if state.get("tail_scores") is not None:
-            self.tail_scores = PerSampleEMA(0, self.config.colt_ema, key="sampler.colt_ema")
+            self.tail_scores = PerSampleEMA(0, self.config.colt_ema, key="method.sampler.colt_ema")
             self.tail_scores.load_state_dict(state["tail_scores"])
 
 

@@ -12,17 +12,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ltcl.errors import ConfigError
 from ltcl.losses.nt_xent import two_view_layout
-from ltcl.utils.validate import check_temperature
+from ltcl.utils.validate import check_int, check_temperature
 
 
 def _softmax_over_the_batch(z1, z2, temperature: float, k: int, gather: bool):
     """p(j | i) of every local anchor over every other view of the (gathered) batch, with the
     masks of each anchor's own column and of its positive."""
     check_temperature(temperature)
-    if k < 1:
-        raise ConfigError(f"method.sampler.colt_topk must be >= 1, got {k}")
+    check_int(k, "method.sampler.colt_topk", 1, "COLT uses 10")
     layout = two_view_layout(z1.detach(), z2.detach(), gather)
     logits = layout.anchors @ layout.candidates.T / temperature
     own = F.one_hot(layout.own_column, num_classes=logits.shape[1]).bool()

@@ -38,6 +38,15 @@ def check_probability(value: Any, name: str) -> float:
     return number
 
 
+def check_decay(value: Any, name: str) -> float:
+    """An EMA decay (momentum) in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
+        raise ConfigError(
+            f"{name} must be in [0, 1) (an EMA decay; 0.97 in COLT and BCL), got {value!r}"
+        )
+    return float(value)
+
+
 def check_temperature(value: Any, name: str = "temperature") -> float:
     """A softmax temperature: > 0 (the contrastive losses' tau)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:

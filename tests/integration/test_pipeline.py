@@ -212,3 +212,20 @@ def test_one_schedule_gives_each_stage_its_part_of_one_schedule(tmp_path):
     assert (guide.optim.schedule.start_epoch, student.optim.schedule.start_epoch) == (0, 4)
     plain = stage_config(compose_train(tmp_path, TINY, "pipeline"), "student", tmp_path / "run")
     assert "horizon_epochs" not in plain.optim.schedule
+
+
+@pytest.mark.slow
+def test_one_schedule_through_the_console(tmp_path):
+    """`ltcl-pipeline ... stages.one_schedule=true` as a user types it: the guide runs epoch
+    [0, 1) and the student epoch [1, 2) of one 2-epoch schedule, recorded in their configs."""
+    from tests.helpers import run_console
+
+    args = [*TINY, "run_name=one", "stages.total_epochs=2", "stages.one_schedule=true"]
+    done = run_console("ltcl-pipeline", args, tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = tmp_path / "outputs" / "pipeline" / "one"
+    for stage, start in (("guide", 0), ("student", 1)):
+        results = json.loads((run / stage / "results.json").read_text())
+        schedule = results["config"]["optim"]["schedule"]
+        assert results["epochs"] == 1
+        assert (schedule["horizon_epochs"], schedule["start_epoch"]) == (2, start)

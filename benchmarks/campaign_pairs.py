@@ -1,0 +1,85 @@
+"""The campaign's final runs side by side per split, and the paired differences the README
+quotes (each pair shares the split; the two runs differ in one thing).
+
+    python benchmarks/campaign_pairs.py <log dir> [out.md]
+
+<log dir> holds the tasks of benchmarks/campaign_cifar10_lt_cpu.sh: campaign_final (the method
+with a schedule per stage + SimCLR), campaign_final_one_schedule (step 3s), campaign_final_random
+and campaign_final_colt (controls), campaign_final_simclr_images_e45 / _e60 (step 4). Images
+processed, in ID epochs' worth: SimCLR 30 -> 1x; the method (guide 15 on ID + 1:1 OOD, student
+15) and SimCLR 45 -> 1.5x; the controls (30 epochs at 1:1) and SimCLR 60 -> 2x.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+KEYS = [("knn", "all"), ("knn", "few"), ("knn", "std"), ("linear", "all"), ("linear", "few"),
+        ("linear", "std")]  # fmt: skip
+HEADER = ["kNN All", "kNN Few", "kNN Std", "probe (b) All", "probe (b) Few", "probe (b) Std"]
+RUNS = {  # name: (task, stage sub-directory or None, images processed)
+    "SimCLR 30": ("campaign_final", "simclr", "1x"),
+    "SimCLR 45": ("campaign_final_simclr_images_e45", None, "1.5x"),
+    "method, per-stage schedule": ("campaign_final", "student", "1.5x"),
+    "method, one schedule": ("campaign_final_one_schedule", "student", "1.5x"),
+    "SimCLR 60": ("campaign_final_simclr_images_e60", None, "2x"),
+    "random-OOD control": ("campaign_final_random", None, "2x"),
+    "COLT-rule control": ("campaign_final_colt", None, "2x"),
+}
+PAIRS = [  # (a, b): a minus b
+    ("method, one schedule", "SimCLR 30"),
+    ("method, one schedule", "method, per-stage schedule"),
+    ("SimCLR 45", "method, one schedule"),
+    ("random-OOD control", "SimCLR 30"),
+    ("random-OOD control", "SimCLR 60"),
+]
+
+
+def by_split(log: Path, task: str, stage: str | None) -> dict[str, list[float]]:
+    out = {}
+    for path in sorted((log / task / "multirun").glob("*split*")):
+        results = path / stage / "results.json" if stage else path / "results.json"
+        if results.is_file():
+            split = next(p for p in path.name.split("_") if p.startswith("split"))
+            metrics = json.loads(results.read_text())["metrics"]
+            out[split] = [metrics[p][g] for p, g in KEYS]
+    return out
+
+
+def row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def main(log_dir: str, out: str | None = None) -> None:
+    log = Path(log_dir)
+    runs = {name: by_split(log, task, stage) for name, (task, stage, _) in RUNS.items()}
+    lines = [row(["split", "run", "images", *HEADER]), row(["---"] * (3 + len(HEADER)))]
+    for split in sorted({s for r in runs.values() for s in r}):
+        for name, values in runs.items():
+            if split in values:
+                images = RUNS[name][2]
+                lines.append(row([split, name, images, *(f"{v:.2f}" for v in values[split])]))
+    lines += ["", row(["a minus b, paired by split", "splits", *HEADER]),
+              row(["---"] * (2 + len(HEADER)))]  # fmt: skip
+    for a, b in PAIRS:
+        splits = sorted(set(runs[a]) & set(runs[b]))
+        if not splits:
+            continue
+        diffs = [[x - y for x, y in zip(runs[a][s], runs[b][s], strict=True)] for s in splits]
+        cells = []
+        for column in zip(*diffs, strict=True):
+            per_split = " / ".join(f"{d:+.2f}" for d in column)
+            std = statistics.pstdev(column) if len(column) > 1 else 0.0
+            cells.append(f"{statistics.fmean(column):+.2f} ± {std:.2f} ({per_split})")
+        lines.append(row([f"{a} - {b}", ",".join(s[5:] for s in splits), *cells]))
+    text = "\n".join(lines) + "\n"
+    if out:
+        Path(out).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
