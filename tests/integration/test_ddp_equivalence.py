@@ -11,7 +11,9 @@ import csv
 
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 
+from ltcl.data.randaugment import BatchedRandAugment, RandAugmentDraw
 from ltcl.train import train
 from tests.helpers import DieAtEpochStart, compose_train
 
@@ -160,3 +162,43 @@ def test_colt_two_processes_equal_one(tmp_path):
     ta, tb = a["strategy"]["tail_scores"], b["strategy"]["tail_scores"]
     assert torch.equal(ta["seen"], tb["seen"])
     torch.testing.assert_close(tb["values"], ta["values"], rtol=1e-4, atol=1e-6)
+
+
+class CoinFreeRandAugment(BatchedRandAugment):
+    """BCL's boost with the random draw made a function of the sample: one op (Brightness, at
+    the sample's own magnitude and sign +), applied where the sample's probability is >= 0.5.
+    Everything else (the EMA, the weights, the magnitudes, the hook, the op) is the real code."""
+
+    def __init__(self):
+        super().__init__(ops=("brightness",))
+
+    def draw(self, n, k, probabilities, generator=None):
+        p = probabilities.detach().cpu().double()
+        return RandAugmentDraw(
+            ops=torch.zeros(n, k, dtype=torch.long),
+            applied=(p >= 0.5)[:, None].expand(n, k).clone(),
+            signs=torch.ones(n, k, dtype=torch.float64),
+            centres=torch.full((n, k, 2), 0.5, dtype=torch.float64),
+        )
+
+
+class UseCoinFreeBoost(Callback):
+    def on_fit_start(self, trainer, pl_module):
+        pl_module.randaugment = CoinFreeRandAugment()
+
+
+@pytest.mark.ddp
+def test_bcl_with_the_boost_on_two_processes_equal_one(tmp_path):
+    """BCL-I for 2 epochs: the second is boosted from the first epoch's loss EMA. Every rank
+    looks up its own images' weights in the same table, so with the draw made per sample
+    (CoinFreeRandAugment) 2 processes train exactly what 1 process trains."""
+    bcl = ["method=bcl"]
+    one = run(tmp_path / "one", bcl, 1, callbacks=[UseCoinFreeBoost()])
+    two = run(tmp_path / "two", bcl, 2, callbacks=[UseCoinFreeBoost()])
+    assert_same_training(one, two)
+    # the boost was on in the second epoch (its mean weight is logged) and equal on both
+    boost1, boost2 = logged(one[1], "train/boost_mean"), logged(two[1], "train/boost_mean")
+    assert boost1 and boost1 == pytest.approx(boost2, abs=1e-6) and 0 < boost1[0] < 1
+    torch.testing.assert_close(
+        two[0]["bcl_loss_ema"]["values"], one[0]["bcl_loss_ema"]["values"], rtol=1e-4, atol=1e-6
+    )
