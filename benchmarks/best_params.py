@@ -1,6 +1,6 @@
 """Print an Optuna sweep's best parameters as Hydra overrides, one per line.
 
-    python benchmarks/best_params.py <sweep dir>/optimization_results.yaml [--only PREFIX ...]
+python benchmarks/best_params.py <sweep dir>/optimization_results.yaml [--only PREFIX ...]
 """
 
 import argparse
@@ -15,8 +15,10 @@ args = parser.parse_args()
 # Studies recorded before the configs moved a method's settings into its method file.
 LEGACY = [
     (r"^loss\.(beta_normalization|beta|lambda_dd|domain_loss)$", r"method.\1"),
-    (r"^loss\.(delta|k_pos|lambda_dl|distillation|attraction_weights|repulsion_weights)$",
-     r"stages.student.method.\1"),
+    (
+        r"^loss\.(delta|k_pos|lambda_dl|distillation|attraction_weights|repulsion_weights)$",
+        r"stages.student.method.\1",
+    ),
     (r"^sampler\.", "method.sampler."),
 ]
 

@@ -30,7 +30,11 @@ def paired_differences(final: Path) -> str:
         if not (s.is_file() and b.is_file()):
             continue
         s, b = json.loads(s.read_text()), json.loads(b.read_text())
-        d = [s["metrics"][p][f] - b["metrics"][p][f] for p in ("knn", "linear") for f in ("all", "few", "std")]
+        d = [
+            s["metrics"][p][f] - b["metrics"][p][f]
+            for p in ("knn", "linear")
+            for f in ("all", "few", "std")
+        ]
         diffs.append(d)
         rows.append(f"| {s['split_seed']} | " + " | ".join(f"{x:+.2f}" for x in d) + " |")
     if not diffs:
@@ -41,7 +45,12 @@ def paired_differences(final: Path) -> str:
     head = ["| split | kNN All | kNN Few | kNN Std | probe (b) All | probe (b) Few | probe (b) Std |",
             "|---|---|---|---|---|---|---|"]  # fmt: skip
     tail = ["| mean ± std | " + " | ".join(f"{m:+.2f} ± {v:.2f}" for m, v in zip(mean, std)) + " |"]
-    return "\n".join(["Student minus SimCLR, same split and ID epochs (test):", "", *head, *rows, *tail]) + "\n"
+    return (
+        "\n".join(
+            ["Student minus SimCLR, same split and ID epochs (test):", "", *head, *rows, *tail]
+        )
+        + "\n"
+    )
 
 
 def main(log_dir: str, out_dir: str) -> None:

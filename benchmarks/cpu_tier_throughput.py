@@ -30,7 +30,10 @@ CANDIDATES = {
     "small w32 (model=small)": {"name": "small_convnet", "width": 32},
     "small w64": {"name": "small_convnet", "width": 64},
     "cifar_resnet w16 [2,2,2,2] (model=cifar_resnet18_w16)": {
-        "name": "cifar_resnet", "width": 16, "depths": [2, 2, 2, 2]},
+        "name": "cifar_resnet",
+        "width": 16,
+        "depths": [2, 2, 2, 2],
+    },
     "cifar_resnet w16 [1,1,1,1]": {"name": "cifar_resnet", "width": 16, "depths": [1, 1, 1, 1]},
     "cifar_resnet w32 [1,1,1,1]": {"name": "cifar_resnet", "width": 32, "depths": [1, 1, 1, 1]},
     "cifar_resnet w32 [2,2,2,2]": {"name": "cifar_resnet", "width": 32, "depths": [2, 2, 2, 2]},
@@ -75,8 +78,9 @@ def main() -> None:
     args = parser.parse_args()
     bf16 = native_bf16()
     steps = {name: make_step(spec, args.batch, bf16) for name, spec in CANDIDATES.items()}
-    steps["small w32, fp32 (no autocast)"] = make_step(CANDIDATES["small w32 (model=small)"],
-                                                      args.batch, False)
+    steps["small w32, fp32 (no autocast)"] = make_step(
+        CANDIDATES["small w32 (model=small)"], args.batch, False
+    )
     for step, _ in steps.values():  # warm-up: allocator, oneDNN kernels
         step()
     times: dict[str, list[float]] = {name: [] for name in steps}
@@ -92,17 +96,24 @@ def main() -> None:
     for name, (_, n_params) in steps.items():
         seconds = statistics.median(times[name])
         images_per_s = args.batch / seconds  # images (each seen as two views) per second
-        rows.append({
-            "candidate": name,
-            "backbone_params": n_params,
-            "images_per_s": round(images_per_s, 1),
-            "time_vs_small": round(seconds / base, 2),
-            f"minutes_for_{args.epochs}_epochs": round(TRAIN_IMAGES * args.epochs / images_per_s / 60, 1),
-        })
+        rows.append(
+            {
+                "candidate": name,
+                "backbone_params": n_params,
+                "images_per_s": round(images_per_s, 1),
+                "time_vs_small": round(seconds / base, 2),
+                f"minutes_for_{args.epochs}_epochs": round(
+                    TRAIN_IMAGES * args.epochs / images_per_s / 60, 1
+                ),
+            }
+        )
     record = {
         "command": "python benchmarks/cpu_tier_throughput.py",
-        "batch": args.batch, "bf16_autocast": bf16, "threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+        "batch": args.batch,
+        "bf16_autocast": bf16,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
         "rows": rows,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -110,8 +121,10 @@ def main() -> None:
     print(f"| candidate | backbone params | images/s | time vs small | min / {args.epochs} ep |")
     print("|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['candidate']} | {row['backbone_params']:,} | {row['images_per_s']} | "
-              f"{row['time_vs_small']} | {row[f'minutes_for_{args.epochs}_epochs']} |")
+        print(
+            f"| {row['candidate']} | {row['backbone_params']:,} | {row['images_per_s']} | "
+            f"{row['time_vs_small']} | {row[f'minutes_for_{args.epochs}_epochs']} |"
+        )
 
 
 if __name__ == "__main__":

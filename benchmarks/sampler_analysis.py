@@ -104,7 +104,11 @@ def to_markdown(report: dict) -> str:
         lines.append(
             f"| {r['cluster']} | {r['size']} | {ids} | {r['purity']} | {r['budget']} | {took} |"
         )
-    lines += ["", "| round | before epoch | budgets | most picked pool classes |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "| round | before epoch | budgets | most picked pool classes |",
+        "|---|---|---|---|",
+    ]
     for r in report["rounds"]:
         top = ", ".join(f"{c} {n}" for c, n in r["top_pool_classes"].items())
         lines.append(f"| {r['round']} | {r['epoch']} | {r['budgets']} | {top} |")
@@ -130,7 +134,9 @@ def plot(report: dict, path: Path) -> None:
     ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("images")
-    ax.set_title(f"Last sampling round ({report['strategy']}): cluster, its main ID class <- pool classes")
+    ax.set_title(
+        f"Last sampling round ({report['strategy']}): cluster, its main ID class <- pool classes"
+    )
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -2,13 +2,67 @@
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ltcl.errors import ConfigError
+from ltcl.utils.validate import check_int, check_positive
+
+PRECISIONS = ("auto", "32", "32-true", "64", "64-true", "16-mixed", "bf16-mixed", "16-true",
+              "bf16-true", "bf16", "16")  # fmt: skip
+
+
+def _check_types(cfg: DictConfig) -> None:
+    """Types and ranges of the common settings (a wrong one would fail deep inside torch or
+    Lightning, or worse, train without complaint: a negative weight decay, momentum 1.5)."""
+    check_int(cfg.data.global_batch_size, "data.global_batch_size", 1, "use 256 or more")
+    check_int(
+        cfg.data.get("num_workers", 0), "data.num_workers", 0, "0 decodes in the main process"
+    )
+    devices = cfg.trainer.get("devices", 1)
+    if devices != "auto":
+        check_int(devices, "trainer.devices", 1, "the number of processes on each node")
+    check_int(cfg.trainer.get("num_nodes", 1), "trainer.num_nodes", 1)
+    if str(cfg.trainer.get("precision", "auto")) not in PRECISIONS:
+        raise ConfigError(
+            f"trainer.precision={cfg.trainer.precision!r} is unknown: use auto (bf16 where the "
+            "hardware has it natively, else 32), 32, bf16-mixed or 16-mixed (GPU)"
+        )
+    limit = cfg.trainer.get("limit_train_batches")
+    if limit is not None:  # 0 would train nothing and still write results
+        check_positive(limit, "trainer.limit_train_batches", "null trains on every batch")
+    schedule = cfg.optim.schedule
+    check_positive(schedule.base_lr, "optim.schedule.base_lr", "the peers use 0.5 at batch 512")
+    check_positive(
+        schedule.get("weight_decay", 0), "optim.schedule.weight_decay", "the peers use 1e-4",
+        allow_zero=True,
+    )  # fmt: skip
+    check_int(
+        schedule.get("warmup_epochs", 0), "optim.schedule.warmup_epochs", 0, "the peers use 10"
+    )
+    check_int(
+        schedule.get("reference_batch_size", 512),
+        "optim.schedule.reference_batch_size",
+        1,
+        "the peers use 512",
+    )
+    ratio = schedule.get("final_lr_ratio", 0.0)
+    if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 <= ratio <= 1:
+        raise ConfigError(
+            f"optim.schedule.final_lr_ratio must be in [0, 1] (the last epoch's share of "
+            f"the peak rate; 0 = cosine to zero), got {ratio!r}"
+        )
+    momentum = (cfg.optim.get("optimizer") or {}).get("momentum")
+    if momentum is not None and (
+        isinstance(momentum, bool) or not isinstance(momentum, int | float) or not 0 <= momentum < 1
+    ):
+        raise ConfigError(
+            f"optim.optimizer.momentum must be in [0, 1) (the peers use 0.9), got {momentum!r}"
+        )
 
 
 def check_config(cfg: DictConfig) -> None:
     """Fail before any data is read when values are inconsistent."""
+    _check_types(cfg)
     devices = cfg.trainer.get("devices", 1)
     world = (devices if isinstance(devices, int) else 1) * cfg.trainer.get("num_nodes", 1)
     if cfg.data.global_batch_size % world:
@@ -54,14 +108,9 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(
             f"method.temperature must be a number > 0 (SimCLR uses 0.2), got {temperature!r}"
         )
-    from ltcl.evaluation.protocols import PROTOCOLS
+    from ltcl.evaluation.protocols import check_eval_settings
 
-    unknown = sorted(set(cfg.eval.get("protocols") or []) - set(PROTOCOLS))
-    if unknown:
-        raise ConfigError(
-            f"unknown eval.protocols {unknown}: choose from {list(PROTOCOLS)}, e.g. "
-            "eval.protocols=[knn,linear_b]"
-        )
+    check_eval_settings(OmegaConf.to_container(cfg.eval, resolve=True))
     if cfg.method.get("sampler") is not None and not cfg.get("ood"):
         raise ConfigError(
             f"method={cfg.method.get('name')} samples OOD images and needs an OOD pool: add "

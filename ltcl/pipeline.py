@@ -19,7 +19,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ltcl.errors import ConfigError, report_errors
+from ltcl.errors import ConfigError, report_errors, run_console
+from ltcl.hydra_record import defer_hydra_record, take_hydra_record, write_hydra_record
 from ltcl.objective import run_for_objective
 from ltcl.run_identity import run_hash
 from ltcl.train import CONFIG_DIR, train
@@ -128,6 +129,13 @@ def check_pipeline_config(cfg: DictConfig) -> None:
     for stage, epochs in zip(("guide", "student"), stage_epochs(cfg), strict=True):
         if not isinstance(epochs, int) or epochs < 1:
             raise ConfigError(f"stages.{stage}.epochs must be an integer >= 1, got {epochs!r}")
+    for key in ("compare_epochs", "simclr.epochs"):
+        epochs = OmegaConf.select(cfg.stages, key)
+        if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
+            raise ConfigError(
+                f"stages.{key} must be an integer >= 1 or null (the method's guide + student "
+                f"epochs), got {epochs!r}"
+            )
 
 
 def run_pipeline(cfg: DictConfig) -> dict[str, Any]:
@@ -151,6 +159,7 @@ def run_pipeline(cfg: DictConfig) -> dict[str, Any]:
             print(f"[ltcl] pipeline: {stage} -> {run_dir / stage}", flush=True)
             results = train(stage_cfg)
         summary[stage] = results
+    write_hydra_record(take_hydra_record())  # every stage was reused: nothing wrote it yet
     if summary.get("student", {}).get("metrics"):
         table = {
             stage: {"epochs": r.get("epochs"), "metrics": r.get("metrics")}
@@ -178,6 +187,7 @@ def format_table(table: dict[str, dict[str, Any]]) -> str:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="pipeline")
 @report_errors
 def _hydra_main(cfg: DictConfig) -> float | None:
+    defer_hydra_record(cfg)
     # The method's result is its student's (stage 2).
     return run_for_objective(cfg, run_pipeline, lambda summary: summary.get("student", {}))
 
@@ -194,7 +204,7 @@ def main() -> None:
             file=sys.stderr,
         )
         raise SystemExit(2)
-    _hydra_main()
+    run_console(_hydra_main, "pipeline")
 
 
 if __name__ == "__main__":

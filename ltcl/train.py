@@ -23,8 +23,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from ltcl.checkpoints import AtomicCheckpointIO, resolve_resume_path
 from ltcl.config_checks import check_config
-from ltcl.errors import report_errors
+from ltcl.errors import report_errors, run_console
 from ltcl.evaluation.protocols import evaluate_and_record
+from ltcl.hydra_record import WriteHydraRecord, defer_hydra_record, take_hydra_record
 from ltcl.loggers import build_loggers, log_results
 from ltcl.objective import run_for_objective
 from ltcl.run_identity import (
@@ -130,6 +131,7 @@ def _train(
         ),
         LearningRateMonitor(logging_interval="epoch"),
         RecordRunIdentity(identity),
+        WriteHydraRecord(take_hydra_record()),
         *(extra_callbacks or []),
     ]
     loggers = build_loggers(cfg, resuming=resume is not None)
@@ -204,11 +206,12 @@ def final_evaluation(
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 @report_errors
 def _hydra_main(cfg: DictConfig) -> float | None:
+    defer_hydra_record(cfg)
     return run_for_objective(cfg, train)
 
 
 def main() -> None:
-    _hydra_main()
+    run_console(_hydra_main, "train")
 
 
 if __name__ == "__main__":

@@ -113,7 +113,7 @@ class AugmentConfig:
             or not isinstance(self.size, (int, np.integer))
             or self.size < 1
         ):
-            raise ConfigError(f"augment.size must be a positive integer; got {self.size!r}.")
+            raise ConfigError(f"data.augment.size must be a positive integer, got {self.size!r}")
         self.size = int(self.size)
         self.crop_scale = _pair(self.crop_scale, "crop_scale")
         if not (0.0 < self.crop_scale[0] and self.crop_scale[1] <= 1.0):

@@ -19,8 +19,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from ltcl.checkpoints import check_data_matches, load_backbone
 from ltcl.data.splits import split_fingerprint
-from ltcl.errors import ConfigError, report_errors
-from ltcl.evaluation.protocols import evaluate_and_record
+from ltcl.errors import ConfigError, report_errors, run_console
+from ltcl.evaluation.protocols import check_eval_settings, evaluate_and_record
+from ltcl.hydra_record import defer_hydra_record, take_hydra_record, write_hydra_record
 from ltcl.train import CONFIG_DIR
 
 
@@ -39,6 +40,7 @@ if not OmegaConf.has_resolver("run_of"):
 
 
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
+    check_eval_settings(OmegaConf.to_container(cfg.eval, resolve=True))
     backbone, meta = load_backbone(cfg.ckpt_path)
     trained_on = meta.get("data") or {}
     if trained_on and (
@@ -61,6 +63,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         split_fingerprint(datamodule.split),
     )
     train_config = meta["hyper_parameters"]
+    write_hydra_record(take_hydra_record())  # every check passed
     return evaluate_and_record(
         backbone,
         datamodule,
@@ -81,11 +84,24 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
 @report_errors
 def _hydra_main(cfg: DictConfig) -> float | None:
+    defer_hydra_record(cfg)
     return evaluate_checkpoint(cfg)["metrics"].get("knn", {}).get("all")
 
 
 def main() -> None:
-    _hydra_main()
+    import sys
+
+    if not any(arg.lstrip("+").startswith("ckpt_path=") for arg in sys.argv[1:]) and not any(
+        arg.startswith(("--help", "-h", "--cfg", "-c", "--info", "-i", "--hydra-help"))
+        for arg in sys.argv[1:]
+    ):
+        print(
+            "ltcl: error: ltcl-eval needs the checkpoint to evaluate: "
+            "ckpt_path=<run dir>/checkpoints/last.ckpt (and the training run's data=...)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    run_console(_hydra_main, "eval")
 
 
 if __name__ == "__main__":

@@ -186,6 +186,33 @@ def _softmax_regression_grad(head: nn.Linear, x: torch.Tensor, y: torch.Tensor) 
     return loss_sum
 
 
+def check_probe_settings(
+    epochs: Any = 500,
+    lr: Any = 1e-2,
+    final_lr: Any = 1e-6,
+    weight_decay: Any = 5e-6,
+    batch_size: Any = 1000,
+    seed: Any = 0,
+    prefix: str = "",
+) -> tuple[int, float, float, float, int, int]:
+    """The probe's settings, checked (before training too: ``prefix`` = their config path)."""
+    epochs = check_int(epochs, f"{prefix}epochs", 1, "BCL uses 500")
+    batch_size = check_int(batch_size, f"{prefix}batch_size", 1, "BCL uses 1000")
+    if not is_int(seed):
+        raise ConfigError(f"{prefix}seed must be an integer, got {seed!r}")
+    lr = check_positive(lr, f"{prefix}lr", "BCL uses 1e-2")
+    final_lr = check_positive(final_lr, f"{prefix}final_lr", "BCL uses 1e-6")
+    if final_lr > lr:
+        raise ConfigError(
+            f"{prefix}final_lr ({final_lr}) must not exceed {prefix}lr ({lr}): the schedule "
+            "decays from lr to final_lr; swap them or set final_lr = lr for a constant rate"
+        )
+    weight_decay = check_positive(
+        weight_decay, f"{prefix}weight_decay", "BCL uses 5e-6", allow_zero=True
+    )
+    return epochs, lr, final_lr, weight_decay, batch_size, int(seed)
+
+
 def probe_on_features(
     train_feats: torch.Tensor,
     train_labels: torch.Tensor,
@@ -213,18 +240,9 @@ def probe_on_features(
     split) scores the same trained head on other sets: ``result.other_per_class[name]``.
     """
     num_classes = check_int(num_classes, "num_classes", 2, "set it to the dataset's class count")
-    epochs = check_int(epochs, "epochs", 1, "BCL uses 500")
-    batch_size = check_int(batch_size, "batch_size", 1, "BCL uses 1000")
-    if not is_int(seed):
-        raise ConfigError(f"seed must be an integer, got {seed!r}")
-    lr = check_positive(lr, "lr", "BCL uses 1e-2")
-    final_lr = check_positive(final_lr, "final_lr", "BCL uses 1e-6")
-    if final_lr > lr:
-        raise ConfigError(
-            f"final_lr ({final_lr}) must not exceed lr ({lr}): the schedule decays from lr to "
-            "final_lr; swap them or set final_lr = lr for a constant rate"
-        )
-    weight_decay = check_positive(weight_decay, "weight_decay", "BCL uses 5e-6", allow_zero=True)
+    epochs, lr, final_lr, weight_decay, batch_size, seed = check_probe_settings(
+        epochs, lr, final_lr, weight_decay, batch_size, seed
+    )
 
     x_train = as_features(train_feats, "train_feats")
     x_test = as_features(test_feats, "test_feats")

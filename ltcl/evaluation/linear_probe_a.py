@@ -166,6 +166,40 @@ def _evaluate(
     return torch.cat(preds), torch.cat(targets), 100.0 * topk_correct / total
 
 
+def check_probe_a_settings(
+    epochs: Any = 30,
+    lr: Any = 30.0,
+    milestones: Any = (10, 20),
+    momentum: Any = 0.9,
+    weight_decay: Any = 0.0,
+    seed: Any = 0,
+    select_topk: Any = 1,
+    prefix: str = "",
+) -> tuple[int, float, list[int], float, float, int, int]:
+    """Protocol (a)'s settings, checked (before training too: ``prefix`` = their config path)."""
+    epochs = check_int(epochs, f"{prefix}epochs", 1, "SDCLR/COLT use 30")
+    select_topk = check_int(select_topk, f"{prefix}select_topk", 1, "use 1 (CIFAR) or 5 (ImageNet)")
+    if not is_int(seed):
+        raise ConfigError(f"{prefix}seed must be an integer, got {seed!r}")
+    lr = check_positive(lr, f"{prefix}lr", "SDCLR/COLT use 30")
+    weight_decay = check_positive(
+        weight_decay, f"{prefix}weight_decay", "COLT uses 0", allow_zero=True
+    )
+    try:
+        momentum = float(momentum)
+    except (TypeError, ValueError):
+        momentum = float("nan")
+    if not 0.0 <= momentum < 1.0:
+        raise ConfigError(f"{prefix}momentum must lie in [0, 1), got {momentum!r}: COLT uses 0.9")
+    milestones = list(milestones)
+    if not all(is_int(m) and m > 0 for m in milestones) or milestones != sorted(milestones):
+        raise ConfigError(
+            f"{prefix}milestones must be increasing positive epoch numbers, got {milestones!r}: "
+            "COLT uses (10, 20) for 30 epochs"
+        )
+    return epochs, lr, milestones, momentum, weight_decay, int(seed), select_topk
+
+
 def probe_with_frozen_backbone(
     backbone: nn.Module,
     train_loader: Iterable[Any],
@@ -204,24 +238,9 @@ def probe_with_frozen_backbone(
         )
     num_classes = check_int(num_classes, "num_classes", 2, "set it to the dataset's class count")
     feature_dim = check_int(feature_dim, "feature_dim", 1, "512 for ResNet-18")
-    epochs = check_int(epochs, "epochs", 1, "SDCLR/COLT use 30")
-    select_topk = check_int(select_topk, "select_topk", 1, "use 1 (CIFAR) or 5 (ImageNet)")
-    if not is_int(seed):
-        raise ConfigError(f"seed must be an integer, got {seed!r}")
-    lr = check_positive(lr, "lr", "SDCLR/COLT use 30")
-    weight_decay = check_positive(weight_decay, "weight_decay", "COLT uses 0", allow_zero=True)
-    try:
-        momentum = float(momentum)
-    except (TypeError, ValueError):
-        momentum = float("nan")
-    if not 0.0 <= momentum < 1.0:
-        raise ConfigError(f"momentum must lie in [0, 1), got {momentum!r}: COLT uses 0.9")
-    milestones = list(milestones)
-    if not all(is_int(m) and m > 0 for m in milestones) or milestones != sorted(milestones):
-        raise ConfigError(
-            f"milestones must be increasing positive epoch numbers, got {milestones!r}: COLT "
-            "uses (10, 20) for 30 epochs"
-        )
+    epochs, lr, milestones, momentum, weight_decay, seed, select_topk = check_probe_a_settings(
+        epochs, lr, milestones, momentum, weight_decay, seed, select_topk
+    )
 
     if device is not None:
         dev = torch.device(device)

@@ -18,6 +18,7 @@ std of the three groups) and the std of the per-class accuracies.
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,12 +34,64 @@ from ltcl.data.datasets import EvalDataset
 from ltcl.errors import ConfigError
 from ltcl.evaluation.few_shot import few_shot_subsets
 from ltcl.evaluation.knn import group_accuracies, knn_predict, per_class_accuracy
-from ltcl.evaluation.linear_probe import probe_on_features
-from ltcl.evaluation.linear_probe_a import probe_train_transform, probe_with_frozen_backbone
+from ltcl.evaluation.linear_probe import check_probe_settings, probe_on_features
+from ltcl.evaluation.linear_probe_a import (
+    check_probe_a_settings,
+    probe_train_transform,
+    probe_with_frozen_backbone,
+)
 from ltcl.evaluation.results import build_results, format_summary, write_results
 from ltcl.models.embedding import backbone_features, embed_all
+from ltcl.utils.validate import check_int, check_temperature
 
 PROTOCOLS = ("knn", "linear_b", "linear_a", "few_shot")
+FEW_SHOT_SUBSETS = ("1pct", "100shot", "50shot")
+PROJECTIONS = ("pca", "tsne")
+
+
+def _check_keys(check, settings: dict[str, Any] | None, prefix: str) -> None:
+    settings = dict(settings or {})
+    known = set(inspect.signature(check).parameters) - {"prefix"}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) {[prefix + k for k in unknown]}: use {sorted(known)}"
+        )
+    check(**settings, prefix=prefix)
+
+
+def check_eval_settings(options: dict[str, Any], prefix: str = "eval.") -> None:
+    """Every evaluation setting, checked before training: a bad one would otherwise fail
+    only after the whole run, with no results.json."""
+    protocols = options.get("protocols") or []
+    unknown = [protocols] if isinstance(protocols, str) else sorted(set(protocols) - set(PROTOCOLS))
+    if unknown:
+        raise ConfigError(
+            f"unknown {prefix}protocols {unknown}: choose from "
+            f"{list(PROTOCOLS)}, e.g. {prefix}protocols=[knn,linear_b]"
+        )
+    knn = options.get("knn") or {}
+    check_int(knn.get("k", 200), f"{prefix}knn.k", 1, "the peers use 200")
+    check_temperature(knn.get("temperature", 0.1), f"{prefix}knn.temperature", "the peers use 0.1")
+    _check_keys(check_probe_settings, options.get("linear_b"), f"{prefix}linear_b.")
+    probe_a = dict(options.get("linear_a") or {})
+    check_int(probe_a.pop("batch_size", 128), f"{prefix}linear_a.batch_size", 1, "COLT uses 128")
+    _check_keys(check_probe_a_settings, probe_a, f"{prefix}linear_a.")
+    few_shot = options.get("few_shot") or {}
+    subsets = few_shot.get("subsets", FEW_SHOT_SUBSETS)
+    wrong = [name for name in subsets if name not in FEW_SHOT_SUBSETS]
+    if wrong or isinstance(subsets, str):
+        raise ConfigError(
+            f"unknown {prefix}few_shot.subsets {wrong or subsets!r}: choose from "
+            f"{list(FEW_SHOT_SUBSETS)}"
+        )
+    check_int(few_shot.get("seed", 0), f"{prefix}few_shot.seed", 0)
+    _check_keys(check_probe_settings, few_shot.get("probe"), f"{prefix}few_shot.probe.")
+    projection = options.get("embedding_projection", "pca")
+    if projection not in PROJECTIONS:
+        raise ConfigError(
+            f"{prefix}embedding_projection must be one of {list(PROJECTIONS)}, got {projection!r}"
+        )
 
 
 def resolve_device(device: str | None) -> torch.device:

@@ -17,6 +17,7 @@ supervised-contrastive term in :mod:`ltcl.losses.domain`.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -60,6 +61,24 @@ def _check_labels(labels: torch.Tensor, batch: int, name: str, fix: str) -> None
         raise ConfigError(f"{name} must be an integer tensor, got {labels.dtype}; {fix}")
 
 
+def check_psd_settings(beta: Any, beta_normalization: str) -> None:
+    """L_PSD's weights (the guide checks them before training, the loss at every call)."""
+    if (
+        isinstance(beta, bool)
+        or not isinstance(beta, int | float)
+        or not (math.isfinite(beta) and beta >= 0)
+    ):
+        raise ConfigError(
+            f"method.beta must be a finite number >= 0, got {beta!r}; 1.0 weighs same-cluster "
+            "views like the other view, 0.0 turns L_PSD into NT-Xent"
+        )
+    if beta_normalization not in BETA_NORMALIZATIONS:
+        raise ConfigError(
+            f"unknown method.beta_normalization '{beta_normalization}': use one of "
+            f"{BETA_NORMALIZATIONS}"
+        )
+
+
 def psd_loss(
     z1: torch.Tensor,
     z2: torch.Tensor,
@@ -86,16 +105,7 @@ def psd_loss(
     candidates and labels come from every process (global batch B x world_size).
     """
     check_temperature(temperature)
-    if not (math.isfinite(beta) and beta >= 0):
-        raise ConfigError(
-            f"beta must be a finite number >= 0, got {beta}; 1.0 weighs same-cluster views "
-            "like the other view, 0.0 turns L_PSD into NT-Xent"
-        )
-    if beta_normalization not in BETA_NORMALIZATIONS:
-        raise ConfigError(
-            f"unknown method.beta_normalization '{beta_normalization}': use one of "
-            f"{BETA_NORMALIZATIONS}"
-        )
+    check_psd_settings(beta, beta_normalization)
     # Every check runs before the first collective, so that a bad call fails on every rank
     # instead of leaving the others waiting in all_gather.
     check_views(z1, z2)

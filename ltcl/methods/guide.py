@@ -24,8 +24,9 @@ import torch
 
 from ltcl.errors import ConfigError
 from ltcl.losses.domain import DomainHead, domain_bce_loss, domain_supcon_loss
-from ltcl.losses.psd import psd_loss
+from ltcl.losses.psd import check_psd_settings, psd_loss
 from ltcl.methods.base import ContrastiveModule
+from ltcl.utils.validate import check_positive
 
 DOMAIN_LOSSES = ("bce", "supcon")
 
@@ -45,6 +46,10 @@ class GuideModule(ContrastiveModule):
         **kwargs,
     ):
         super().__init__(*args, sampler=sampler or {}, **kwargs)
+        check_psd_settings(beta, beta_normalization)
+        check_positive(
+            lambda_dd, "method.lambda_dd", "0.1 (BCE) by default, 0 turns L_DD off", True
+        )
         if domain_loss not in DOMAIN_LOSSES:
             raise ConfigError(f"unknown domain_loss '{domain_loss}': use one of {DOMAIN_LOSSES}")
         self.temperature, self.beta = temperature, beta

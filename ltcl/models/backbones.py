@@ -49,7 +49,7 @@ class CifarResNet(nn.Module):
         from torchvision.models.resnet import BasicBlock
 
         if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-            raise ConfigError(f"cifar_resnet width must be a positive integer; got {width!r}.")
+            raise ConfigError(f"model.backbone.width must be a positive integer, got {width!r}")
         depths = tuple(depths)
         if not depths or any(not isinstance(d, int) or d < 1 for d in depths):
             raise ConfigError(f"cifar_resnet depths must be positive integers; got {depths!r}.")
@@ -111,7 +111,7 @@ class SmallConvNet(nn.Module):
     def __init__(self, width: int = 32, norm: str = "batch") -> None:
         super().__init__()
         if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-            raise ConfigError(f"small_convnet width must be a positive integer; got {width!r}.")
+            raise ConfigError(f"model.backbone.width must be a positive integer, got {width!r}")
         if norm not in self.NORMS:
             raise ConfigError(f"small_convnet norm must be one of {self.NORMS}; got {norm!r}.")
         layers: list[nn.Module] = []

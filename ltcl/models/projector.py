@@ -24,7 +24,9 @@ class Projector(nn.Sequential):
         hidden_dim = in_dim if hidden_dim is None else hidden_dim
         for name, value in (("in_dim", in_dim), ("hidden_dim", hidden_dim), ("out_dim", out_dim)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"Projector {name} must be a positive integer; got {value!r}.")
+                raise ConfigError(
+                    f"model.projector.{name} must be a positive integer, got {value!r}"
+                )
         # batch_norm=False (Linear-ReLU-Linear) serves the DDP equivalence tests: BN statistics
         # of a batch split over processes differ from one process's (SyncBN is GPU-only).
         norm = nn.BatchNorm1d if batch_norm else (lambda _dim: nn.Identity())

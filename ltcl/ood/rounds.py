@@ -18,7 +18,7 @@ import torch
 from ltcl.errors import ConfigError
 from ltcl.ood.budgets import REMAINDER_RULES
 from ltcl.ood.strategies import STRATEGIES, TAIL_SCORES
-from ltcl.utils.validate import check_decay, check_int
+from ltcl.utils.validate import check_decay, check_int, check_positive
 
 
 @dataclass
@@ -64,6 +64,10 @@ class SamplerConfig:
                 f"{self.num_clusters}"
             )
         check_int(self.kmeans_inits, "method.sampler.kmeans_inits", 1, "k-means++ starts")
+        check_int(self.kmeans_iterations, "method.sampler.kmeans_iterations", 1, "ltcl uses 50")
+        check_int(self.refine_iterations, "method.sampler.refine_iterations", 0, "ltcl uses 100")
+        check_int(self.seed, "method.sampler.seed", 0)
+        check_positive(self.colt_temperature, "method.sampler.colt_temperature", "COLT uses 1.0")
         check_int(self.colt_topk, "method.sampler.colt_topk", 1, "COLT uses 10")
         check_decay(self.colt_ema, "method.sampler.colt_ema")
         if self.tail_score not in TAIL_SCORES:

@@ -15,7 +15,9 @@ from ltcl.errors import ConfigError
 def check_int(value: Any, name: str, minimum: int = 0, fix: str = "") -> int:
     """An int (not a bool) >= minimum."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}; {fix}")
+        raise ConfigError(
+            f"{name} must be an integer >= {minimum}, got {value!r}" + (f"; {fix}" if fix else "")
+        )
     return int(value)
 
 
@@ -27,7 +29,9 @@ def check_positive(value: Any, name: str, fix: str = "", allow_zero: bool = Fals
         number = float("nan")
     if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"{name} must be a finite number {bound}, got {value!r}; {fix}")
+        raise ConfigError(
+            f"{name} must be a finite number {bound}, got {value!r}" + (f"; {fix}" if fix else "")
+        )
     return number
 
 
@@ -47,8 +51,10 @@ def check_decay(value: Any, name: str) -> float:
     return float(value)
 
 
-def check_temperature(value: Any, name: str = "temperature") -> float:
+def check_temperature(
+    value: Any, name: str = "temperature", fix: str = "docs/method.md uses 0.2"
+) -> float:
     """A softmax temperature: > 0 (the contrastive losses' tau)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ConfigError(f"{name} must be > 0, got {value}; docs/method.md uses 0.2")
+        raise ConfigError(f"{name} must be > 0, got {value}; {fix}")
     return float(value)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ GUIDE = [
     "ood=embedded",
     "ood.source.num_crops=200",
     "method.sampler.warmup_epochs=1",
+    "method.sampler.budget=50",
 ]
 
 # (id, command, arguments, text the error line must contain)
@@ -72,33 +74,136 @@ CASES = [
     ("total-epochs", "ltcl-pipeline", ["stages.total_epochs=1"], "stages.total_epochs"),
     ("guide-share", "ltcl-pipeline", ["stages.total_epochs=10", "stages.guide_share=1.5"], "stages.guide_share"),
     ("eval-missing-ckpt", "ltcl-eval", ["ckpt_path=/nonexistent/last.ckpt"], "does not exist"),
+    # Hydra cannot compose: one line with Hydra's own hint (and a spelling suggestion)
+    ("unknown-model", "ltcl-train", ["model=nonexistent"], "Available options in 'model': cifar_resnet18"),
+    ("unknown-method", "ltcl-train", ["method=moco"], "Available options in 'method'"),
+    ("unknown-logger", "ltcl-train", ["logger=tensorboard"], "Available options in 'logger'"),
+    ("unknown-sampler", "ltcl-train", ["method=sdclr", "+method/sampler=x"], "method/sampler"),
+    ("unknown-search", "ltcl-train", ["hparams_search=x"], "Available options in 'hparams_search'"),
+    ("key-typo", "ltcl-train", ["trainer.max_epoch=3"], "Did you mean trainer.max_epochs?"),
+    ("key-moved", "ltcl-train", ["data.imbalance_ratio=50"], "Did you mean data.split.imbalance_ratio?"),
+    ("key-typo-pipeline", "ltcl-pipeline", ["stages.studnt.epochs=2"], "stages.student.epochs"),
+    ("override-syntax", "ltcl-train", ["seed=[1"], "override_grammar"),
+    ("missing-value", "ltcl-train", ["data=imagefolder_lt"], "data.num_classes=..."),
+    ("eval-no-ckpt", "ltcl-eval", [], "ckpt_path=<run dir>/checkpoints/last.ckpt"),
+    # types and ranges that failed deep in torch / Lightning, or trained without complaint
+    ("batch-str", "ltcl-train", ["data.global_batch_size=abc"], "data.global_batch_size"),
+    ("workers", "ltcl-train", ["data.num_workers=-1"], "data.num_workers"),
+    ("lr", "ltcl-train", ["optim.schedule.base_lr=-0.1"], "optim.schedule.base_lr"),
+    ("weight-decay", "ltcl-train", ["optim.schedule.weight_decay=-1"], "optim.schedule.weight_decay"),
+    ("warmup", "ltcl-train", ["optim.schedule.warmup_epochs=-1"], "optim.schedule.warmup_epochs"),
+    ("final-lr", "ltcl-train", ["optim.schedule.final_lr_ratio=2"], "optim.schedule.final_lr_ratio"),
+    ("reference-batch", "ltcl-train", ["optim.schedule.reference_batch_size=0"],
+     "optim.schedule.reference_batch_size"),
+    ("momentum", "ltcl-train", ["optim.optimizer.momentum=1.5"], "optim.optimizer.momentum"),
+    ("precision", "ltcl-train", ["trainer.precision=banana"], "trainer.precision"),
+    ("devices-0", "ltcl-train", ["trainer.devices=0"], "trainer.devices"),
+    ("nodes-0", "ltcl-train", ["trainer.num_nodes=0"], "trainer.num_nodes"),
+    ("no-batches", "ltcl-train", ["trainer.limit_train_batches=0"], "trainer.limit_train_batches"),
+    ("width", "ltcl-train", ["model.backbone.width=0"], "model.backbone.width"),
+    ("out-dim", "ltcl-train", ["model.projector.out_dim=0"], "model.projector.out_dim"),
+    ("ratio-str", "ltcl-train", ["data.split.imbalance_ratio=abc"], "data.split.imbalance_ratio"),
+    ("seed-str", "ltcl-train", ["seed=abc"], "seed must be an integer"),
+    ("val-per-class", "ltcl-train", ["data.split.val_per_class=100000"], "val_per_class"),
+    ("n-max", "ltcl-train", ["data.split.n_max=0"], "data.split.n_max"),
+    ("class-order", "ltcl-train", ["data.split.class_order=x"], "class_order 'x' is unknown"),
+    ("num-classes", "ltcl-train", ["data.num_classes=2"], "data.num_classes"),
+    ("crop-scale", "ltcl-train", ["+data.augment.crop_scale=[1.5,0.2]"], "crop_scale"),
+    ("epochs-negative", "ltcl-train", ["trainer.max_epochs=-5"], "trainer.max_epochs"),
+    # evaluation settings: checked before training, not after it
+    ("probe-epochs", "ltcl-train", ["eval.linear_b.epochs=0"], "eval.linear_b.epochs"),
+    ("probe-batch", "ltcl-train", ["eval.linear_b.batch_size=0"], "eval.linear_b.batch_size"),
+    ("probe-lr-order", "ltcl-train", ["eval.linear_b.final_lr=1"], "eval.linear_b.final_lr"),
+    ("probe-a-key", "ltcl-train", ["+eval.linear_a.lrr=3"], "eval.linear_a.lrr"),
+    ("probe-a-milestones", "ltcl-train", ["eval.linear_a.milestones=[20,10]"], "eval.linear_a.milestones"),
+    ("few-shot-subset", "ltcl-train", ["eval.few_shot.subsets=[10shot]"], "eval.few_shot.subsets"),
+    ("few-shot-probe", "ltcl-train", ["eval.few_shot.probe.epochs=0"], "eval.few_shot.probe.epochs"),
+    ("knn-k", "ltcl-train", ["eval.knn.k=0"], "eval.knn.k"),
+    ("knn-temperature", "ltcl-train", ["eval.knn.temperature=0"], "eval.knn.temperature"),
+    ("protocols-string", "ltcl-train", ["eval.protocols=knn"], "eval.protocols=[knn,linear_b]"),
+    ("projection", "ltcl-train", ["eval.embedding_projection=umap"], "eval.embedding_projection"),
+    ("eval-protocol", "ltcl-eval", ["ckpt_path=/nonexistent.ckpt", "eval.protocols=[foo]"], "eval.protocols"),
+    # the methods' own settings
+    ("beta", "ltcl-train", [*GUIDE, "method.beta=-1"], "method.beta"),
+    ("beta-normalization", "ltcl-train", [*GUIDE, "method.beta_normalization=x"], "method.beta_normalization"),
+    ("lambda-dd", "ltcl-train", [*GUIDE, "method.lambda_dd=-1"], "method.lambda_dd"),
+    ("lambda-dd-str", "ltcl-train", [*GUIDE, "method.lambda_dd=abc"], "method.lambda_dd"),
+    ("kmeans-iterations", "ltcl-train", [*GUIDE, "method.sampler.kmeans_iterations=0"],
+     "method.sampler.kmeans_iterations"),
+    ("colt-temperature", "ltcl-train", [*GUIDE, "method.sampler.colt_temperature=0"],
+     "method.sampler.colt_temperature"),
+    ("warmup-negative", "ltcl-train", [*GUIDE, "method.sampler.warmup_epochs=-1"], "method.sampler.warmup_epochs"),
+    ("candidates", "ltcl-train", [*GUIDE, "ood.candidates_per_round=-5"], "ood.candidates_per_round"),
+    ("delta-str", "ltcl-train", ["method=student", "method.guide_checkpoint={truncated}", "method.delta=abc"],
+     "delta"),
+    ("compare-epochs", "ltcl-pipeline", ["stages.compare_epochs=0"], "stages.compare_epochs"),
+    ("simclr-epochs", "ltcl-pipeline", ["stages.simclr.enabled=true", "stages.simclr.epochs=0"],
+     "stages.simclr.epochs"),
+    ("report-missing", "ltcl-report", ["/nonexistent/runs"], "does not exist"),
 ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def earlier_runs(tmp_path_factory):
+    """A log directory holding a finished run, as a user's would before the bad command."""
+    logs = tmp_path_factory.mktemp("earlier") / "outputs"
+    env = {**os.environ, "WANDB_MODE": "disabled", "LTCL_LOG_DIR": str(logs)}
+    subprocess.run(
+        [str(BIN / "ltcl-train"), *TINY, "trainer.max_epochs=1", "eval.protocols=[knn]"],
+        cwd=REPO_ROOT, env=env, check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    return logs
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file's bytes and mtime (but the run lock's, which any command may take)."""
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in folder.rglob("*")
+        if p.is_file() and p.name != ".lock"
+    }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("case", "program", "args", "expected"), CASES, ids=[c[0] for c in CASES])
-def test_bad_input_is_one_clear_line_before_training(tmp_path, case, program, args, expected):
+def test_bad_input_is_one_clear_line_before_training(
+    tmp_path, earlier_runs, case, program, args, expected
+):
     truncated = tmp_path / "truncated.ckpt"
     truncated.write_bytes(b"PK\x03\x04 not a whole checkpoint")
     args = [a.replace("{truncated}", str(truncated)) for a in args]
-    env = {**os.environ, "WANDB_MODE": "disabled", "LTCL_LOG_DIR": str(tmp_path / "outputs")}
+    logs = tmp_path / "outputs"
+    shutil.copytree(earlier_runs, logs)
+    before = _snapshot(logs)
+    env = {**os.environ, "WANDB_MODE": "disabled", "LTCL_LOG_DIR": str(logs)}
     env.pop("HYDRA_FULL_ERROR", None)
-    tiny = [] if program == "ltcl-eval" else TINY  # ltcl-eval trains nothing
+    tiny = [] if program in ("ltcl-eval", "ltcl-report") else TINY  # these train nothing
     done = subprocess.run(
         [str(BIN / program), *tiny, *args], cwd=REPO_ROOT, env=env,
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    assert done.returncode != 0
+    assert done.returncode == 2, done.stderr[-2000:]
     lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("ltcl: error: "), done.stderr[-2000:]
+    prefix = "ltcl-report" if program == "ltcl-report" else "ltcl"  # the report is no Hydra app
+    assert lines and lines[-1].startswith(f"{prefix}: error: "), done.stderr[-2000:]
     assert expected in lines[-1]
     assert "Traceback" not in done.stderr
-    assert not list((tmp_path / "outputs").rglob("*.ckpt"))  # no training step ran
+    # no training step ran, and nothing the earlier run wrote changed
+    after = _snapshot(logs)
+    assert not [name for name in set(after) - set(before) if name.endswith(".ckpt")]
+    assert {name: after.get(name) for name in before} == before
 
 
 # The same ltcl-train cases in-process, fast enough for `make test`: the error is raised before
 # any training step (no checkpoint) and names the key.
-FAST = [c for c in CASES if c[1] == "ltcl-train" and "{truncated}" not in " ".join(c[2])]
+# (Hydra's own composition errors happen before ltcl's code runs: console only.)
+COMPOSITION = {"unknown-model", "unknown-method", "unknown-logger", "unknown-sampler",
+               "unknown-search", "key-typo", "key-moved", "override-syntax", "missing-value"}  # fmt: skip
+FAST = [
+    c
+    for c in CASES
+    if c[1] == "ltcl-train" and "{truncated}" not in " ".join(c[2]) and c[0] not in COMPOSITION
+]
 
 
 @pytest.mark.parametrize(("case", "program", "args", "expected"), FAST, ids=[c[0] for c in FAST])
@@ -111,3 +216,23 @@ def test_bad_input_fails_before_training_in_process(tmp_path, case, program, arg
         train(compose_train(tmp_path, [*TINY, *args]))
     assert expected in str(error.value)
     assert not list(tmp_path.rglob("*.ckpt"))
+
+
+@pytest.mark.slow
+def test_a_truncated_last_ckpt_on_restart_names_the_file_and_the_way_out(tmp_path, earlier_runs):
+    """The same command again, after its last.ckpt was cut short (a full disk, a copy that
+    stopped): one line naming the file and ckpt_path=null, and the file left as it was."""
+    logs = tmp_path / "outputs"
+    shutil.copytree(earlier_runs, logs)
+    (last,) = logs.rglob("last.ckpt")
+    last.write_bytes(last.read_bytes()[:1000])
+    env = {**os.environ, "WANDB_MODE": "disabled", "LTCL_LOG_DIR": str(logs)}
+    env.pop("HYDRA_FULL_ERROR", None)
+    done = subprocess.run(
+        [str(BIN / "ltcl-train"), *TINY, "trainer.max_epochs=1", "eval.protocols=[knn]"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr[-2000:]
+    line = done.stderr.strip().splitlines()[-1]
+    assert line.startswith("ltcl: error: ") and str(last) in line and "ckpt_path=null" in line
+    assert len(last.read_bytes()) == 1000

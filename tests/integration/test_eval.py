@@ -115,5 +115,5 @@ def test_protocol_a_needs_a_validation_split(checkpoint, tmp_path):
 
 def test_unknown_protocol(checkpoint, tmp_path):
     cfg = compose_eval(tmp_path, [f"ckpt_path={checkpoint}", "eval.protocols=[svm]"])
-    with pytest.raises(ConfigError, match="unknown evaluation protocol"):
+    with pytest.raises(ConfigError, match=r"unknown eval.protocols \[.svm.\]"):
         evaluate_checkpoint(cfg)

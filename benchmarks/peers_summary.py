@@ -1,0 +1,110 @@
+"""The peers table of benchmarks/README.md section 9 and the README: mean ± std over splits.
+
+    python benchmarks/peers_summary.py benchmarks/results/peers_cifar10_lt_cpu [out.md]
+
+Reads <dir>/split<N>/<stage>/results.json (what benchmarks/peers_cifar10_lt_cpu.sh copies
+there: one ltcl-pipeline run directory per split) and prints one row per method: test kNN and
+probe (b) All / Many / Medium / Few / Std as mean ± population std over the splits, the splits
+used, the images processed (in ID epochs' worth) and the mean training wall time. Also the
+per-split kNN All and probe (b) All of each method, and each method minus SimCLR, paired by split.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+ROWS = [  # (stage folder, label, images processed in ID epochs' worth)
+    ("simclr", "SimCLR", "30"),
+    ("sdclr", "SDCLR", "30 (x2 forward passes)"),
+    ("bcl_i", "BCL-I", "30"),
+    ("bcl_d", "BCL-D", "30 (x2 forward passes)"),
+    ("colt", "COLT", "60"),
+    ("sdclr_colt", "SDCLR + COLT", "60 (x2 forward passes)"),
+    ("student", "the method (guide 15 + student 15)", "45"),
+]
+COLUMNS = [("knn", g) for g in ("all", "many", "medium", "few", "std")] + [
+    ("linear", g) for g in ("all", "many", "medium", "few", "std")
+]
+
+
+def load(folder: Path) -> dict[str, dict[int, dict]]:
+    runs: dict[str, dict[int, dict]] = {}
+    for split_dir in sorted(folder.glob("split*")):
+        split = int(split_dir.name.removeprefix("split"))
+        for stage in [row[0] for row in ROWS] + ["guide"]:
+            path = split_dir / stage / "results.json"
+            if path.exists():
+                runs.setdefault(stage, {})[split] = json.loads(path.read_text())
+    return runs
+
+
+def mean_std(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.fmean(values):.2f} ± {statistics.pstdev(values):.2f}"
+
+
+def table(runs: dict[str, dict[int, dict]]) -> str:
+    head = ["method", "splits", "images (ID epochs' worth)", "kNN All", "Many", "Medium", "Few",
+            "Std", "probe (b) All", "Many", "Medium", "Few", "Std", "wall time (s)"]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for stage, label, images in ROWS:
+        by_split = runs.get(stage, {})
+        if not by_split:
+            continue
+        results = [by_split[s] for s in sorted(by_split)]
+        cells = [label, ",".join(str(s) for s in sorted(by_split)), images]
+        for protocol, group in COLUMNS:
+            cells.append(mean_std([r["metrics"][protocol][group] for r in results]))
+        # the method's wall time is both stages'
+        guide = runs.get("guide", {}) if stage == "student" else {}
+        walls = [by_split[s]["train_time_s"] + (guide[s]["train_time_s"] if s in guide else 0)
+                 for s in sorted(by_split)]  # fmt: skip
+        cells.append(f"{statistics.fmean(walls):.0f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def paired(runs: dict[str, dict[int, dict]]) -> str:
+    base = runs.get("simclr", {})
+    lines = [
+        "| method | kNN All per split | probe (b) All per split | kNN All − SimCLR | "
+        "probe (b) All − SimCLR | probe (b) Few − SimCLR |",
+        "|---|---|---|---|---|---|",
+    ]
+    for stage, label, _ in ROWS:
+        by_split = runs.get(stage, {})
+        splits = sorted(set(by_split) & set(base))
+        if not splits:
+            continue
+
+        def values(protocol, group, source, splits=splits):
+            return [source[s]["metrics"][protocol][group] for s in splits]
+
+        diffs = []
+        for protocol, group in (("knn", "all"), ("linear", "all"), ("linear", "few")):
+            a, b = values(protocol, group, by_split), values(protocol, group, base)
+            diffs.append(mean_std([x - y for x, y in zip(a, b, strict=True)]))
+        knn = " / ".join(f"{v:.2f}" for v in values("knn", "all", by_split))
+        probe = " / ".join(f"{v:.2f}" for v in values("linear", "all", by_split))
+        lines.append(f"| {label} | {knn} | {probe} | " + " | ".join(diffs) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    folder = Path(sys.argv[1])
+    runs = load(folder)
+    text = (
+        f"## The peers at equal ID epochs (mean ± population std over splits)\n\n{table(runs)}\n\n"
+        f"## Per split and paired with SimCLR (same split)\n\n{paired(runs)}\n"
+    )
+    print(text)
+    if len(sys.argv) > 2:
+        Path(sys.argv[2]).write_text(text)
+
+
+if __name__ == "__main__":
+    main()
