@@ -95,3 +95,58 @@ def test_kill_9_at_random_points_resumes_to_the_uninterrupted_result(tmp_path, m
     assert reference.keys() == resumed.keys()
     for key in reference:
         assert torch.equal(reference[key], resumed[key]), key
+
+
+# ltcl-train with a checkpoint writer that stops half-way through its second write (the end of
+# epoch 1) and waits there, so that the test can kill it inside the write.
+HALF_WRITE = """
+import io, sys, time
+from pathlib import Path
+import ltcl.checkpoints as checkpoints
+from ltcl.train import main
+
+original, calls = checkpoints.atomic_write, []
+
+def half_then_hang(path, write):
+    calls.append(path)
+    if len(calls) < 2:
+        return original(path, write)
+    buffer = io.BytesIO()
+    write(buffer)
+    def stalled(handle):
+        handle.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+        handle.flush()
+        Path(MARKER).touch()  # tell the test: a kill from here on lands mid-write
+        time.sleep(600)
+    return original(path, stalled)
+
+checkpoints.atomic_write = half_then_hang
+sys.argv = ["ltcl-train", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_while_last_ckpt_is_written_resumes_to_the_uninterrupted_result(tmp_path):
+    extra = GUIDE  # a sampling round every epoch: the checkpoint holds the sampler's state too
+    reference = params(run_to_end(tmp_path, "uninterrupted", extra))
+    marker = tmp_path / "writing"
+    script = HALF_WRITE.replace("MARKER", repr(str(marker)))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, *command(tmp_path, "killed", extra)[1:]],
+        cwd=REPO_ROOT, env=env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.time() + 300
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert marker.exists(), proc.stderr.read().decode()[-3000:] if proc.poll() is not None else ""
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    run = tmp_path / "outputs" / "train" / "killed"
+    last = run / "checkpoints" / "last.ckpt"
+    assert read_checkpoint(last)["epoch"] == 0  # the epoch-0 file, whole; the half write is not it
+    assert list(last.parent.glob(".last.ckpt.*.tmp"))  # the interrupted temporary file
+    resumed = params(run_to_end(tmp_path, "killed", extra))
+    assert reference.keys() == resumed.keys()
+    for key in reference:
+        assert torch.equal(reference[key], resumed[key]), key
