@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from ltcl.errors import ConfigError, DataError
@@ -159,6 +160,11 @@ def test_console_script_runs_a_few_steps(tmp_path):
     results = list(Path(tmp_path).glob("train/*/results.json"))
     assert len(results) == 1
     assert json.loads(results[0].read_text())["epochs"] == 1
+    # ltcl writes Hydra's record itself once training starts (ltcl/hydra_record.py)
+    record = results[0].parent / ".hydra"
+    assert "logger=csv" in (record / "overrides.yaml").read_text()
+    assert OmegaConf.load(record / "config.yaml").trainer.max_epochs == 1
+    assert OmegaConf.load(record / "hydra.yaml").hydra.job.name
 
 
 def test_wandb_logger_offline(tmp_path, monkeypatch):
