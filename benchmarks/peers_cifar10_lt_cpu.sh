@@ -23,4 +23,14 @@ mkdir -p "$OUT"
   stages.peers.colt.sampler.warmup_epochs=0 stages.peers.colt.sampler.interval=2 \
   stages.peers.colt.sampler.budget=5000 stages.peers.sdclr_colt.sampler.warmup_epochs=0 \
   stages.peers.sdclr_colt.sampler.interval=2 stages.peers.sdclr_colt.sampler.budget=5000 data.split.seed="$SPLITS" 'eval.protocols=[knn,linear_b]'
-"$BIN/ltcl-report" "$LOG/peers/multirun" --metrics knn linear --group-by method --out "$OUT"
+# Keep each split's results.json under benchmarks/results (the run directories stay in $LOG).
+for run in "$LOG"/peers/multirun/pipeline_*_split*; do
+  split=$(basename "$run" | sed -E 's/.*_split([0-9]+)_.*/\1/')
+  for stage in "$run"/*/; do
+    [ -f "$stage/results.json" ] || continue
+    mkdir -p "$OUT/split$split/$(basename "$stage")"
+    cp "$stage/results.json" "$OUT/split$split/$(basename "$stage")/"
+  done
+done
+"$BIN/ltcl-report" "$OUT" --metrics knn linear --group-by method --out "$OUT"
+"$BIN/python" benchmarks/peers_summary.py "$OUT" "$OUT/summary.md"
