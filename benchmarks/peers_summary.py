@@ -97,12 +97,48 @@ def paired(runs: dict[str, dict[int, dict]]) -> str:
     return "\n".join(lines)
 
 
+PAIRS = [("sdclr_colt", "sdclr", "SDCLR + COLT − SDCLR"), ("student", "colt", "the method − COLT")]
+
+
+def other_pairs(runs: dict[str, dict[int, dict]]) -> str:
+    lines = ["| pair | kNN All | probe (b) All | probe (b) Few |", "|---|---|---|---|"]
+    for a, b, label in PAIRS:
+        splits = sorted(set(runs.get(a, {})) & set(runs.get(b, {})))
+        if not splits:
+            continue
+        cells = []
+        for protocol, group in (("knn", "all"), ("linear", "all"), ("linear", "few")):
+            cells.append(mean_std([runs[a][s]["metrics"][protocol][group]
+                                   - runs[b][s]["metrics"][protocol][group] for s in splits]))  # fmt: skip
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def ranks(runs: dict[str, dict[int, dict]]) -> str:
+    """Each split's order, best first: which claims about the ordering hold on every split."""
+    labels = {stage: label for stage, label, _ in ROWS}
+    lines = []
+    splits = sorted({s for by_split in runs.values() for s in by_split})
+    for protocol, name in (("knn", "kNN All"), ("linear", "probe (b) All")):
+        for s in splits:
+            scores = {
+                st: runs[st][s]["metrics"][protocol]["all"]
+                for st in labels
+                if s in runs.get(st, {})
+            }
+            order = sorted(scores, key=scores.get, reverse=True)
+            lines.append(f"- {name}, split {s}: " + " > ".join(labels[st] for st in order))
+    return "\n".join(lines)
+
+
 def main() -> None:
     folder = Path(sys.argv[1])
     runs = load(folder)
     text = (
         f"## The peers at equal ID epochs (mean ± population std over splits)\n\n{table(runs)}\n\n"
-        f"## Per split and paired with SimCLR (same split)\n\n{paired(runs)}\n"
+        f"## Per split and paired with SimCLR (same split)\n\n{paired(runs)}\n\n"
+        f"## Other pairs (same split)\n\n{other_pairs(runs)}\n\n"
+        f"## Order per split (best first)\n\n{ranks(runs)}\n"
     )
     print(text)
     if len(sys.argv) > 2:
