@@ -35,6 +35,8 @@ PAIRS = [  # (a, b): a minus b
     ("SimCLR 45", "method, one schedule"),
     ("random-OOD control", "SimCLR 30"),
     ("random-OOD control", "SimCLR 60"),
+    ("COLT-rule control", "random-OOD control"),
+    ("COLT-rule control", "SimCLR 60"),
 ]
 
 

@@ -159,7 +159,8 @@ def _train(
     started = time.perf_counter()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
-        train_time = time.perf_counter() - started
+        # the whole training time: earlier invocations' (from the checkpoint) + this one's
+        train_time = module.earlier_fit_seconds + time.perf_counter() - started
         results: dict[str, Any] = {}
         if trainer.is_global_zero and not cfg.trainer.get("fast_dev_run"):
             results = final_evaluation(

@@ -78,7 +78,11 @@ class ContrastiveModule(OODSamplingHooks, L.LightningModule):
         self._epoch_start = 0.0
         self.class_groups: dict[str, list[int]] | None = None
         self.last_knn: dict[str, dict] = {}
-        self.epoch_times: list[float] = []
+        self.epoch_times: list[float] = []  # every epoch's wall time, across resumes
+        # Training seconds of earlier invocations (from the checkpoint a run resumes), so that
+        # a resumed run reports its whole training time, not only the part after the restart.
+        self.earlier_fit_seconds = 0.0
+        self._fit_started = time.perf_counter()
 
     # ---- forward ------------------------------------------------------------------------
     def features(self, images: torch.Tensor) -> torch.Tensor:
@@ -132,6 +136,7 @@ class ContrastiveModule(OODSamplingHooks, L.LightningModule):
             )
 
     def on_fit_start(self) -> None:
+        self._fit_started = time.perf_counter()
         self._start_weight_norm = self.weight_norm()
         self.ood_fit_start()
 
@@ -205,9 +210,16 @@ class ContrastiveModule(OODSamplingHooks, L.LightningModule):
                 "split_sha256": split_fingerprint(datamodule.split),
                 "seed": os.environ.get("PL_GLOBAL_SEED"),
             }
+        checkpoint["ltcl_time"] = {
+            "epoch_times": list(self.epoch_times),
+            "fit_seconds": self.earlier_fit_seconds + time.perf_counter() - self._fit_started,
+        }
         self.ood_save(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        timing = checkpoint.get("ltcl_time") or {}
+        self.epoch_times = list(timing.get("epoch_times", []))
+        self.earlier_fit_seconds = float(timing.get("fit_seconds", 0.0))
         self.ood_load(checkpoint)
 
     # ---- online kNN monitor -------------------------------------------------------------

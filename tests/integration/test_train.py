@@ -266,3 +266,19 @@ def test_wandb_online_without_a_key_fails_before_training(tmp_path, monkeypatch)
     with pytest.raises(ConfigError, match="no W&B API key.*WANDB_MODE=offline"):
         train(compose_train(tmp_path, [*TINY, "logger=wandb"]))
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_resumed_run_reports_its_whole_training_time(tmp_path):
+    """results.json of a run killed and resumed counts every epoch and the training seconds of
+    both invocations (a run restarted after it had finished adds ~0 s), not only the last part."""
+    overrides = [*TINY, "trainer.max_epochs=3", "eval.protocols=[]"]
+    with pytest.raises(Killed):
+        train(compose_train(tmp_path, overrides), extra_callbacks=[DieAtEpochStart(2)])
+    first = torch.load(tmp_path / "run/checkpoints/last.ckpt", weights_only=False)["ltcl_time"]
+    assert len(first["epoch_times"]) == 2 and first["fit_seconds"] >= sum(first["epoch_times"])
+    results = train(compose_train(tmp_path, overrides))
+    assert len(results["epoch_times_s"]) == 3
+    assert results["train_time_s"] >= first["fit_seconds"] + results["epoch_times_s"][2] - 0.01
+    again = train(compose_train(tmp_path, overrides))  # finished: nothing left to train
+    assert again["epoch_times_s"] == results["epoch_times_s"]
+    assert again["train_time_s"] >= 0.9 * results["train_time_s"]  # not the ~0 s of this call
