@@ -197,7 +197,8 @@ def final_evaluation(
         epochs=module.current_epoch,
         train_time_s=train_time,
         extra={
-            "epoch_times_s": [round(t, 3) for t in module.epoch_times],
+            "epoch_times_s": [round(t, 3) for t in module.epoch_times],  # every epoch
+            "epochs_trained_this_run": module.current_epoch - module.earlier_epochs,
             "run_hash": identity_hash(identity),
             "precision": precision,
         },

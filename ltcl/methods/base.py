@@ -82,6 +82,7 @@ class ContrastiveModule(OODSamplingHooks, L.LightningModule):
         # Training seconds of earlier invocations (from the checkpoint a run resumes), so that
         # a resumed run reports its whole training time, not only the part after the restart.
         self.earlier_fit_seconds = 0.0
+        self.earlier_epochs = 0  # epochs trained before this invocation (resumed from)
         self._fit_started = time.perf_counter()
 
     # ---- forward ------------------------------------------------------------------------
@@ -219,6 +220,7 @@ class ContrastiveModule(OODSamplingHooks, L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         timing = checkpoint.get("ltcl_time") or {}
         self.epoch_times = list(timing.get("epoch_times", []))
+        self.earlier_epochs = int(checkpoint.get("epoch", -1)) + 1
         self.earlier_fit_seconds = float(timing.get("fit_seconds", 0.0))
         self.ood_load(checkpoint)
 

@@ -56,7 +56,7 @@ def test_resume_continues_from_last_checkpoint(tmp_path):
     second = torch.load(last, weights_only=False)
     assert second["epoch"] == first["epoch"] + 1 and results["epochs"] == 2
     # Only the second epoch ran in the resumed process; the first part's log is kept.
-    assert len(results["epoch_times_s"]) == 1
+    assert results["epochs_trained_this_run"] == 1 and len(results["epoch_times_s"]) == 2
     csv_dir = tmp_path / "run" / "csv"
     assert sorted(p.name for p in csv_dir.iterdir()) == ["version_0", "version_1"]
     assert second["global_step"] == 2 * first["global_step"]
@@ -277,8 +277,9 @@ def test_a_resumed_run_reports_its_whole_training_time(tmp_path):
     first = torch.load(tmp_path / "run/checkpoints/last.ckpt", weights_only=False)["ltcl_time"]
     assert len(first["epoch_times"]) == 2 and first["fit_seconds"] >= sum(first["epoch_times"])
     results = train(compose_train(tmp_path, overrides))
-    assert len(results["epoch_times_s"]) == 3
+    assert len(results["epoch_times_s"]) == 3 and results["epochs_trained_this_run"] == 1
     assert results["train_time_s"] >= first["fit_seconds"] + results["epoch_times_s"][2] - 0.01
     again = train(compose_train(tmp_path, overrides))  # finished: nothing left to train
     assert again["epoch_times_s"] == results["epoch_times_s"]
+    assert again["epochs_trained_this_run"] == 0
     assert again["train_time_s"] >= 0.9 * results["train_time_s"]  # not the ~0 s of this call

@@ -106,7 +106,8 @@ def test_extending_max_epochs_resumes_and_trains_only_the_new_epochs(tmp_path):
     extended = compose_train(tmp_path, [*TINY[1:], "trainer.max_epochs=2"])
     results = train(extended)
     assert results["epochs"] == 2
-    assert len(results["epoch_times_s"]) == 1  # one new epoch, not two
+    assert results["epochs_trained_this_run"] == 1  # one new epoch, not two
+    assert len(results["epoch_times_s"]) == 2  # the times of every epoch, across the resume
 
 
 def test_explicit_checkpoint_of_another_config_is_refused(tmp_path):
