@@ -4,31 +4,14 @@ python benchmarks/best_params.py <sweep dir>/optimization_results.yaml [--only P
 """
 
 import argparse
-import re
 
+from legacy_keys import current
 from omegaconf import OmegaConf
 
 parser = argparse.ArgumentParser()
 parser.add_argument("results")
 parser.add_argument("--only", nargs="*", default=None, help="keep keys with these prefixes")
 args = parser.parse_args()
-# Studies recorded before the configs moved a method's settings into its method file.
-LEGACY = [
-    (r"^loss\.(beta_normalization|beta|lambda_dd|domain_loss)$", r"method.\1"),
-    (
-        r"^loss\.(delta|k_pos|lambda_dl|distillation|attraction_weights|repulsion_weights)$",
-        r"stages.student.method.\1",
-    ),
-    (r"^sampler\.", "method.sampler."),
-]
-
-
-def current(key: str) -> str:
-    for pattern, replacement in LEGACY:
-        key = re.sub(pattern, replacement, key)
-    return key
-
-
 best = OmegaConf.load(args.results)
 for key, value in best.best_params.items():
     key = current(key)
