@@ -24,11 +24,16 @@ TRIALS=${TRIALS:-20}
 SEARCH_EPOCHS=${SEARCH_EPOCHS:-16}
 FINAL_EPOCHS=${FINAL_EPOCHS:-40}
 FINAL_SPLITS=${FINAL_SPLITS:-1,2,3}
+# The tier: MODEL=cifar_resnet10_w16 TIER=_medium runs steps 3-5 on the medium tier
+# (benchmarks/campaign_medium_cifar10_lt_cpu.sh); TIER suffixes the final tasks' names.
+MODEL=${MODEL:-small}
+TIER=${TIER:-}
+IMAGE_EPOCHS=${IMAGE_EPOCHS:-"$((FINAL_EPOCHS * 3 / 2)) $((FINAL_EPOCHS * 2))"}
 LOG=${LTCL_LOG_DIR:-outputs}
 OUT=benchmarks/results/campaign_cifar10_lt_cpu
 mkdir -p "$OUT" "$LOG"
 common=(
-  data=cifar10_lt_folder model=small trainer=cpu data.global_batch_size=256
+  data=cifar10_lt_folder model=$MODEL trainer=cpu data.global_batch_size=256
   trainer.enable_progress_bar=false trainer.check_val_every_n_epoch=1000
 )
 pool=(ood=tinyimagenet ood.candidates_per_round=20000)
@@ -60,7 +65,7 @@ stamp "tuned: ${tuned[*]}"
 
 if want 3; then
 stamp "3/5 final: the method vs SimCLR, splits $FINAL_SPLITS, $FINAL_EPOCHS epochs"
-"$BIN/ltcl-pipeline" -m task_name=campaign_final "${common[@]}" "${pool[@]}" "${tuned[@]}" \
+"$BIN/ltcl-pipeline" -m task_name=campaign_final$TIER "${common[@]}" "${pool[@]}" "${tuned[@]}" \
   stages.total_epochs="$FINAL_EPOCHS" stages.simclr.enabled=true data.split.seed="$FINAL_SPLITS" \
   'eval.protocols=[knn,linear_b]'
 fi
@@ -69,7 +74,7 @@ for strategy in random colt; do
   stamp "3/5 control: guide with method/sampler=$strategy, $FINAL_EPOCHS epochs"
   extra=()
   [ "$strategy" = random ] && extra=(method.beta=0 method.lambda_dd=0)
-  "$BIN/ltcl-train" -m task_name=campaign_final_$strategy "${common[@]}" method=guide \
+  "$BIN/ltcl-train" -m task_name=campaign_final_$strategy$TIER "${common[@]}" method=guide \
     "${pool[@]}" method/sampler=$strategy "${schedule[@]}" "${extra[@]}" \
     trainer.max_epochs="$FINAL_EPOCHS" data.split.seed="$FINAL_SPLITS" 'eval.protocols=[knn,linear_b]'
 done
@@ -78,17 +83,17 @@ if want 3s; then
   # The per-stage schedule confound: the same tuned method with one warm-up and one cosine
   # over both stages (stages.one_schedule=true) instead of a restart per stage.
   stamp "3/5 the tuned method with one schedule over both stages, splits $FINAL_SPLITS"
-  "$BIN/ltcl-pipeline" -m task_name=campaign_final_one_schedule "${common[@]}" "${pool[@]}" \
+  "$BIN/ltcl-pipeline" -m task_name=campaign_final_one_schedule$TIER "${common[@]}" "${pool[@]}" \
     "${tuned[@]}" stages.total_epochs="$FINAL_EPOCHS" stages.one_schedule=true \
     data.split.seed="$FINAL_SPLITS" 'eval.protocols=[knn,linear_b]'
 fi
 
 if want 4; then
-  for epochs in $((FINAL_EPOCHS * 3 / 2)) $((FINAL_EPOCHS * 2)); do
+  for epochs in $IMAGE_EPOCHS; do
     stamp "4/5 SimCLR at equal images processed: $epochs epochs, splits $FINAL_SPLITS"
     # One task per budget: trainer.max_epochs may change on resume (extending a run), so
     # without it the longer budget would resume the shorter run's checkpoint.
-    "$BIN/ltcl-train" -m task_name=campaign_final_simclr_images_e"$epochs" "${common[@]}" \
+    "$BIN/ltcl-train" -m task_name=campaign_final_simclr_images_e"$epochs$TIER" "${common[@]}" \
       trainer.max_epochs="$epochs" data.split.seed="$FINAL_SPLITS" 'eval.protocols=[knn,linear_b]'
   done
 fi
@@ -97,11 +102,11 @@ if want 5; then
 stamp "5/5 report"
 runs=()
 for d in campaign_final campaign_final_random campaign_final_colt campaign_final_one_schedule \
-  campaign_final_simclr_images_e$((FINAL_EPOCHS * 3 / 2)) campaign_final_simclr_images_e$((FINAL_EPOCHS * 2)); do
-  [ -d "$LOG/$d/multirun" ] && runs+=("$LOG/$d/multirun")
+  campaign_final_simclr_images_e{$FINAL_EPOCHS,$((FINAL_EPOCHS * 3 / 2)),$((FINAL_EPOCHS * 2))}; do
+  [ -d "$LOG/$d$TIER/multirun" ] && runs+=("$LOG/$d$TIER/multirun")
 done
 "$BIN/ltcl-report" "${runs[@]}" --metrics knn linear --group-by method config.task_name \
-  config.trainer.max_epochs --out "$OUT/final"
-"$BIN/python" benchmarks/campaign_pairs.py "$LOG" "$OUT/campaign_pairs.md"
+  config.trainer.max_epochs --out "$OUT/final$TIER"
+"$BIN/python" benchmarks/campaign_pairs.py "$LOG" "$OUT/campaign_pairs$TIER.md" --tier "$TIER"
 fi
 stamp done

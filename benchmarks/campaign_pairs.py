@@ -1,20 +1,22 @@
 """The campaign's final runs side by side per split, and the paired differences the README
 quotes (each pair shares the split; the two runs differ in one thing).
 
-    python benchmarks/campaign_pairs.py <log dir> [out.md]
+    python benchmarks/campaign_pairs.py <log dir> [out.md] [--tier _medium]
 
 <log dir> holds the tasks of benchmarks/campaign_cifar10_lt_cpu.sh: campaign_final (the method
 with a schedule per stage + SimCLR), campaign_final_one_schedule (step 3s), campaign_final_random
 and campaign_final_colt (controls), campaign_final_simclr_images_e45 / _e60 (step 4). Images
 processed, in ID epochs' worth: SimCLR 30 -> 1x; the method (guide 15 on ID + 1:1 OOD, student
-15) and SimCLR 45 -> 1.5x; the controls (30 epochs at 1:1) and SimCLR 60 -> 2x.
+15) and SimCLR 45 -> 1.5x; the controls (30 epochs at 1:1) and SimCLR 60 -> 2x. With
+--tier, every task name carries that suffix (the medium tier's runs), and SimCLR 30 is its own
+task (campaign_final_simclr_images_e30<tier>) rather than the pipeline's simclr stage.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
-import sys
 from pathlib import Path
 
 KEYS = [("knn", "all"), ("knn", "few"), ("knn", "std"), ("linear", "all"), ("linear", "few"),
@@ -55,14 +57,18 @@ def row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def main(log_dir: str, out: str | None = None) -> None:
+def main(log_dir: str, out: str | None = None, tier: str = "") -> None:
     log = Path(log_dir)
-    runs = {name: by_split(log, task, stage) for name, (task, stage, _) in RUNS.items()}
+    specs = dict(RUNS)
+    if tier:
+        specs = {name: (task + tier, stage, images) for name, (task, stage, images) in RUNS.items()}
+        specs["SimCLR 30"] = (f"campaign_final_simclr_images_e30{tier}", None, "1x")
+    runs = {name: by_split(log, task, stage) for name, (task, stage, _) in specs.items()}
     lines = [row(["split", "run", "images", *HEADER]), row(["---"] * (3 + len(HEADER)))]
     for split in sorted({s for r in runs.values() for s in r}):
         for name, values in runs.items():
             if split in values:
-                images = RUNS[name][2]
+                images = specs[name][2]
                 lines.append(row([split, name, images, *(f"{v:.2f}" for v in values[split])]))
     lines += ["", row(["a minus b, paired by split", "splits", *HEADER]),
               row(["---"] * (2 + len(HEADER)))]  # fmt: skip
@@ -84,4 +90,9 @@ def main(log_dir: str, out: str | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    parser = argparse.ArgumentParser()
+    parser.add_argument("log_dir")
+    parser.add_argument("out", nargs="?")
+    parser.add_argument("--tier", default="")
+    args = parser.parse_args()
+    main(args.log_dir, args.out, args.tier)

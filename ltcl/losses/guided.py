@@ -20,6 +20,16 @@ strengths of attraction and repulsion; form recon]:
             ( sum_{p' in P(i)} e^{S_g[i,p']/tau} + sum_{n in N(i)} w-_in e^{S_g[i,n]/tau} ) )
 
 With no guided positives (delta > 1 or k_pos = 0) and w- = 1, L_GCL is NT-Xent term by term.
+
+Two variants, each off by default (docs/method.md, "Stage 2 variants"):
+
+- density-aware repulsion (``density_k = k > 0``): with rho_n the mean guide similarity of
+  candidate n to its k nearest other candidates, w-_in is proportional to
+  (1 - S_f[i, n]) x (1 - rho_n) (or (1 - rho_n) alone without repulsion weights), again with
+  mean 1 over N(i): negatives from crowded (head) regions of the guide's space push less.
+- a memory bank of earlier views (``bank``): M more candidates with guide and (stale, detached)
+  student embeddings that may be chosen as guided positives by the same rule (top-k_pos over
+  the batch and the bank together) but are never negatives.
 The repulsion weights push probable false negatives (guide-similar views) less and clear
 negatives more, with a mean weight of 1 per anchor so that the overall repulsion keeps the
 scale of NT-Xent.
@@ -49,6 +59,9 @@ from ltcl.utils import distributed
 from ltcl.utils.validate import check_temperature
 
 DISTILLATION_MODES = ("relational", "feature", "both")
+# The student's distillation on backbone features phi(x) rather than on the embeddings (the
+# feature form applied one layer down); the caller passes phi of both networks.
+BACKBONE_DISTILLATION = "backbone"
 
 # Floor of the mean (1 - S_f) over an anchor's negatives before dividing by it: only reached
 # when every negative coincides with the anchor in guide space (all weights are then 0).
@@ -69,6 +82,32 @@ class GuidedWeights:
     negative: torch.Tensor  # bool, N(i)
     attraction: torch.Tensor  # w+
     repulsion: torch.Tensor  # w-
+
+
+@dataclass(frozen=True)
+class BankView:
+    """M earlier views: normalised guide (M, D') and student (M, D) embeddings, labels (M,)."""
+
+    guide: torch.Tensor
+    student: torch.Tensor
+    labels: torch.Tensor
+
+
+def check_density_k(density_k: int) -> None:
+    if isinstance(density_k, bool) or not isinstance(density_k, int) or density_k < 0:
+        raise ConfigError(
+            f"density_k must be an int >= 0, got {density_k!r}; 0 turns density-aware repulsion "
+            "off, k > 0 measures a negative's crowding by its k nearest views in guide space"
+        )
+
+
+@torch.no_grad()
+def guide_density(v_candidates: torch.Tensor, k: int) -> torch.Tensor:
+    """rho_n (2G,): mean guide similarity of each candidate to its k nearest other candidates."""
+    similarity = v_candidates @ v_candidates.T
+    similarity.fill_diagonal_(float("-inf"))
+    k = min(k, similarity.shape[0] - 1)
+    return similarity.topk(k, dim=1).values.mean(dim=1)
 
 
 def check_guided_selection(delta: float, k_pos: int) -> None:
@@ -157,8 +196,14 @@ def guided_contrastive_weights(
     k_pos: int = 5,
     attraction_weights: bool = True,
     repulsion_weights: bool = True,
+    candidate_density: torch.Tensor | None = None,
+    bank_columns: int = 0,
 ) -> GuidedWeights:
-    """P(i), N(i), w+ and w- of L_GCL from the guide similarities S_f (2B, 2G).
+    """P(i), N(i), w+ and w- of L_GCL from the guide similarities S_f (2B, 2G + M).
+
+    The last `bank_columns` (M) columns are memory-bank views: they may be guided positives,
+    never negatives. `candidate_density` (2G,) is rho of the batch's candidates
+    (:func:`guide_density`): w- then also scales with 1 - rho.
 
     w+ of a guided positive is S_f clamped at 0: only a negative `delta` can select a
     guide-dissimilar view, and it then attracts with weight 0 (it still counts as a
@@ -173,6 +218,8 @@ def guided_contrastive_weights(
     own[rows, own_column] = True
     positive = guided | other_view
     negative = ~(positive | own)
+    if bank_columns:
+        negative[:, guide_similarity.shape[1] - bank_columns :] = False
 
     if attraction_weights:
         attraction = torch.where(guided, guide_similarity.clamp(min=0.0), 0.0)
@@ -181,8 +228,13 @@ def guided_contrastive_weights(
     attraction = torch.where(other_view, 1.0, attraction)
 
     negative_f = negative.to(guide_similarity.dtype)
-    if repulsion_weights:
-        dissimilarity = (1.0 - guide_similarity).clamp(min=0.0) * negative_f
+    if repulsion_weights or candidate_density is not None:
+        raw = (1.0 - guide_similarity).clamp(min=0.0) if repulsion_weights else 1.0
+        if candidate_density is not None:
+            sparsity = (1.0 - candidate_density.to(guide_similarity.dtype)).clamp(min=0.0)
+            sparsity = F.pad(sparsity, (0, bank_columns), value=1.0)  # bank: never negatives
+            raw = raw * sparsity[None, :]
+        dissimilarity = raw * negative_f
         count = negative_f.sum(dim=1, keepdim=True).clamp(min=1.0)
         mean = (dissimilarity.sum(dim=1, keepdim=True) / count).clamp(min=_REPULSION_EPS)
         repulsion = dissimilarity / mean
@@ -204,6 +256,8 @@ def guided_contrastive_loss(
     gather: bool = True,
     return_stats: bool = False,
     labels: torch.Tensor | None = None,
+    density_k: int = 0,
+    bank: BankView | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """L_GCL of the student views `u1`, `u2` (B, D) guided by `v1`, `v2` (B, D').
 
@@ -218,23 +272,37 @@ def guided_contrastive_loss(
     part of the loss) also ``guided_positive_precision`` (share of guided pairs of the same
     class; NaN without guided pairs) and ``same_class_rate`` (the share among all candidate
     pairs: what random positives would reach).
+
+    ``density_k > 0`` turns on density-aware repulsion; a non-empty `bank` adds its views as
+    candidate guided positives (the module docstring).
     """
     check_temperature(temperature)
     check_guided_selection(delta, k_pos)
+    check_density_k(density_k)
     # Every check runs before the first collective, so a bad call fails on every rank.
     _check_guide(u1, u2, v1, v2)
     layout = two_view_layout(u1, u2, gather)
     v_anchors, v_candidates = _guide_views(v1, v2, gather)
+    guide_similarity = v_anchors @ v_candidates.T
+    logits = layout.anchors @ layout.candidates.T / temperature
+    bank_columns = 0 if bank is None else bank.guide.shape[0]
+    if bank_columns:
+        bank_guide = bank.guide.to(v_anchors.dtype)
+        guide_similarity = torch.cat([guide_similarity, v_anchors @ bank_guide.T], dim=1)
+        bank_student = bank.student.to(layout.anchors.dtype)
+        logits = torch.cat([logits, layout.anchors @ bank_student.T / temperature], dim=1)
+    density = guide_density(v_candidates, density_k) if density_k else None
     weights = guided_contrastive_weights(
-        v_anchors @ v_candidates.T,
+        guide_similarity,
         layout.own_column,
         layout.positive_column,
         delta,
         k_pos,
         attraction_weights,
         repulsion_weights,
+        candidate_density=density,
+        bank_columns=bank_columns,
     )
-    logits = layout.anchors @ layout.candidates.T / temperature
     dtype = logits.dtype
     # Denominator weights in log space: 0 for P(i), log w- for N(i), -inf for the own column
     # (and for a w- of 0), so that logsumexp gives the weighted denominator stably.
@@ -256,7 +324,10 @@ def guided_contrastive_loss(
         "anchors_with_guided_positives": (counts > 0).to(dtype).mean(),
     }
     if labels is not None:
-        same = labels.repeat(2)[:, None] == layout.gather_labels(labels)[None, :]
+        candidate_labels = layout.gather_labels(labels)
+        if bank_columns:
+            candidate_labels = torch.cat([candidate_labels, bank.labels.to(labels.device)])
+        same = labels.repeat(2)[:, None] == candidate_labels[None, :]
         candidates = weights.positive | weights.negative
         guided_pairs = weights.guided.sum()
         stats["guided_positive_precision"] = torch.where(

@@ -18,20 +18,26 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from ltcl.checkpoints import check_data_matches, load_embedding_network
 from ltcl.data.splits import split_fingerprint
 from ltcl.errors import ConfigError
 from ltcl.losses.guided import (
+    BACKBONE_DISTILLATION,
     DISTILLATION_MODES,
+    check_density_k,
     check_guided_selection,
     distillation_loss,
+    feature_distillation_loss,
     guided_contrastive_loss,
 )
+from ltcl.losses.memory_bank import GuidedPositiveBank, check_bank_size
 from ltcl.methods.base import ContrastiveModule
 from ltcl.models.embedding import EmbeddingNetwork
 
 INITS = ("guide", "scratch")
+STUDENT_DISTILLATION = (*DISTILLATION_MODES, BACKBONE_DISTILLATION)
 
 
 class StudentModule(ContrastiveModule):
@@ -43,7 +49,11 @@ class StudentModule(ContrastiveModule):
         init: ``guide`` (default, docs/method.md: "we further optimize the network") or ``scratch``.
         delta, k_pos: guided positives are views with guide similarity >= delta, at most k_pos.
         attraction_weights, repulsion_weights: the guide's force weights (off: 1).
-        lambda_dl, distillation, distill_teacher_temperature, distill_student_temperature: L_DL.
+        lambda_dl, distillation, distill_teacher_temperature, distill_student_temperature: L_DL
+            (``distillation=backbone``: the feature form on backbone features phi(x)).
+        density_k: > 0 turns on density-aware repulsion (negatives from crowded guide regions
+            push less); positive_bank: > 0 keeps that many earlier views as candidate guided
+            positives (docs/method.md, "Stage 2 variants").
     """
 
     def __init__(
@@ -60,6 +70,8 @@ class StudentModule(ContrastiveModule):
         distillation: str = "relational",
         distill_teacher_temperature: float = 0.2,
         distill_student_temperature: float = 0.2,
+        density_k: int = 0,
+        positive_bank: int = 0,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
@@ -71,10 +83,12 @@ class StudentModule(ContrastiveModule):
         if init not in INITS:
             raise ConfigError(f"unknown student init '{init}': use one of {INITS}")
         check_guided_selection(delta, k_pos)  # the loss's own rule, checked before training
-        if distillation not in DISTILLATION_MODES:
+        if distillation not in STUDENT_DISTILLATION:
             raise ConfigError(
-                f"unknown distillation '{distillation}': use one of {DISTILLATION_MODES}"
+                f"unknown distillation '{distillation}': use one of {STUDENT_DISTILLATION}"
             )
+        check_density_k(density_k)
+        check_bank_size(positive_bank)
         if not (lambda_dl >= 0 and math.isfinite(lambda_dl)):
             raise ConfigError(f"lambda_dl must be a finite number >= 0, got {lambda_dl}")
         self.temperature, self.delta, self.k_pos = temperature, float(delta), k_pos
@@ -82,6 +96,10 @@ class StudentModule(ContrastiveModule):
         self.lambda_dl, self.distillation = lambda_dl, distillation
         self.distill_temperatures = (distill_teacher_temperature, distill_student_temperature)
         self.guide_checkpoint = str(guide_checkpoint)
+        self.density_k = density_k
+        # A registered submodule: its buffers are saved with the student (exact resume).
+        dim = self.projector.out_dim
+        self.positive_bank = GuidedPositiveBank(positive_bank, dim, dim) if positive_bank else None
 
         guide, meta = load_embedding_network(guide_checkpoint)
         self._check_guide_architecture(meta)
@@ -142,8 +160,16 @@ class StudentModule(ContrastiveModule):
     def training_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         view1, view2 = batch["id"]["views"]
         images = torch.cat([view1, view2])
-        u1, u2 = self.embed(images).chunk(2)
-        v1, v2 = self.guide(images).chunk(2)
+        if self.distillation == BACKBONE_DISTILLATION:
+            features = self.features(images)
+            u1, u2 = F.normalize(self.projector(features), dim=1).chunk(2)
+            with torch.no_grad():
+                guide_features = self.guide.features(images)
+                v1, v2 = F.normalize(self.guide.projector(guide_features), dim=1).chunk(2)
+        else:
+            u1, u2 = self.embed(images).chunk(2)
+            v1, v2 = self.guide(images).chunk(2)
+        bank = self.positive_bank
         loss_gcl, stats = guided_contrastive_loss(
             u1,
             u2,
@@ -156,7 +182,11 @@ class StudentModule(ContrastiveModule):
             repulsion_weights=self.repulsion_weights,
             return_stats=True,
             labels=batch["id"]["label"],  # diagnostics only: the precision of guided positives
+            density_k=self.density_k,
+            bank=None if bank is None else bank.view(),
         )
+        if bank is not None:
+            bank.push(torch.cat([u1, u2]), torch.cat([v1, v2]), batch["id"]["label"])
         extras = {
             "loss_gcl": loss_gcl.detach(),
             **{k: v.float() for k, v in stats.items() if not torch.isnan(v)},
@@ -164,15 +194,20 @@ class StudentModule(ContrastiveModule):
         loss = loss_gcl
         if self.lambda_dl > 0:
             teacher_t, student_t = self.distill_temperatures
-            loss_dl = distillation_loss(
-                u1,
-                u2,
-                v1,
-                v2,
-                mode=self.distillation,
-                teacher_temperature=teacher_t,
-                student_temperature=student_t,
-            )
+            if self.distillation == BACKBONE_DISTILLATION:
+                h1, h2 = features.chunk(2)
+                g1, g2 = guide_features.chunk(2)
+                loss_dl = feature_distillation_loss(h1, h2, g1, g2)
+            else:
+                loss_dl = distillation_loss(
+                    u1,
+                    u2,
+                    v1,
+                    v2,
+                    mode=self.distillation,
+                    teacher_temperature=teacher_t,
+                    student_temperature=student_t,
+                )
             loss = loss + self.lambda_dl * loss_dl
             extras["loss_dl"] = loss_dl.detach()
         return loss, extras

@@ -103,8 +103,18 @@ def test_student_starts_from_the_guide_or_from_scratch(guide_checkpoint):
         assert same is equal, init
 
 
-def test_resumed_student_equals_the_uninterrupted_run(tmp_path, guide_checkpoint):
-    extra = ["trainer.max_epochs=3"]
+VARIANTS = [
+    "method.positive_bank=200",
+    "method.density_k=4",
+    "method.distillation=backbone",
+    "method.delta=0.0",
+]
+
+
+@pytest.mark.parametrize("variants", [[], VARIANTS], ids=["defaults", "variants"])
+def test_resumed_student_equals_the_uninterrupted_run(tmp_path, guide_checkpoint, variants):
+    """Bit for bit, also with the stage-2 variants on (the bank's entries are checkpoint state)."""
+    extra = ["trainer.max_epochs=3", *variants]
     train(student(tmp_path / "full", guide_checkpoint, extra))
     train(student(tmp_path / "split", guide_checkpoint, extra), extra_callbacks=[StopAfterEpoch(0)])
     train(student(tmp_path / "split", guide_checkpoint, extra))
@@ -112,6 +122,9 @@ def test_resumed_student_equals_the_uninterrupted_run(tmp_path, guide_checkpoint
     assert full["global_step"] == split["global_step"] == 9
     for name, value in full["state_dict"].items():
         assert torch.equal(value, split["state_dict"][name]), name
+    if variants:
+        assert int(full["state_dict"]["positive_bank.pushed"]) == 9 * 2 * 32  # 9 steps of 32 images
+        assert (full["state_dict"]["positive_bank.labels"] >= 0).all()  # the bank is full
 
 
 @pytest.mark.parametrize(
@@ -123,6 +136,8 @@ def test_resumed_student_equals_the_uninterrupted_run(tmp_path, guide_checkpoint
         (["method.k_pos=-1"], "k_pos"),
         (["method.init=random"], "unknown student init"),
         (["method.distillation=mse"], "unknown distillation"),
+        (["method.density_k=-1"], "density_k"),
+        (["method.positive_bank=-5"], "bank size"),
     ],
 )
 def test_bad_student_config_fails_before_training(tmp_path, guide_checkpoint, extra, match):
