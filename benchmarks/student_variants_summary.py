@@ -1,10 +1,11 @@
-"""The stage-2 variants' table (benchmarks/student_variants_cpu.sh): validation kNN on split 0.
+"""The ablation and stage-2 variants' tables (benchmarks/student_variants_cpu.sh): validation
+kNN on split 0, mean ± population std over the train seeds.
 
     python benchmarks/student_variants_summary.py <log dir> --trial <best trial dir> --out <dir>
     python benchmarks/student_variants_summary.py --best-trial <search multirun dir>
 
-Only validation numbers: the variants are tuning decisions. Writes <out>/summary.md and
-<out>/summary.json; checks that the "tuned" run at seed 0 reproduces the search trial's student.
+Only validation numbers: these are tuning decisions. Writes <out>/summary.md and
+<out>/summary.json; checks that each part's "tuned" run at seed 0 reproduces the search trial.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ import statistics
 from pathlib import Path
 
 KEYS = ("all", "few", "std")
+PARTS = [  # part, task prefix, results under multirun/, title
+    ("stage2", "student_variants_", "*/results.json", "Stage 2, students from the trial's guide"),
+    ("stage1", "stage1_ablation_", "*/student/results.json", "Stage 1, whole pipelines"),
+]
 
 
 def best_trial(search: Path) -> Path:
@@ -27,6 +32,38 @@ def best_trial(search: Path) -> Path:
     return max(scored)[1]
 
 
+def collect(log_dir: Path, prefix: str, pattern: str) -> dict[str, dict[int, dict[str, float]]]:
+    """{row name: {seed: validation kNN all / few / std}} of every task with this prefix."""
+    record = {}
+    for task in sorted(log_dir.glob(prefix + "*")):
+        runs = {}
+        for results in sorted(task.glob("multirun/" + pattern)):
+            r = json.loads(results.read_text())
+            runs[r["seed"]] = {k: r["val_metrics"]["knn"][k] for k in KEYS}
+        if runs:
+            record[task.name.removeprefix(prefix)] = runs
+    return record
+
+
+def table(record: dict[str, dict[int, dict[str, float]]]) -> str:
+    tuned = record.get("tuned")
+    base = {k: statistics.mean(r[k] for r in tuned.values()) for k in KEYS} if tuned else None
+    rows = [
+        "| row | seeds | val kNN All | val kNN Few | val kNN Std | All − tuned | Few − tuned |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in ["tuned", *sorted(set(record) - {"tuned"})]:
+        runs = record.get(name)
+        if not runs:
+            continue
+        mean = {k: statistics.mean(r[k] for r in runs.values()) for k in KEYS}
+        spread = {k: statistics.pstdev([r[k] for r in runs.values()]) for k in KEYS}
+        cells = [f"{mean[k]:.2f} ± {spread[k]:.2f}" for k in KEYS]
+        deltas = [f"{mean[k] - base[k]:+.2f}" for k in ("all", "few")] if base else ["–", "–"]
+        rows.append(f"| {name} | {len(runs)} | " + " | ".join(cells + deltas) + " |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("log_dir", nargs="?", type=Path)
@@ -37,34 +74,18 @@ def main() -> None:
     if args.best_trial:
         print(best_trial(args.best_trial))
         return
-    trial_val = json.loads((args.trial / "student" / "results.json").read_text())["val_metrics"]
-    rows, record = [], {}
-    for task in sorted(args.log_dir.glob("student_variants_*")):
-        name = task.name.removeprefix("student_variants_")
-        runs = {}
-        for results in sorted(task.glob("multirun/*/results.json")):
-            r = json.loads(results.read_text())
-            runs[r["seed"]] = {k: r["val_metrics"]["knn"][k] for k in KEYS}
-        record[name] = runs
-    tuned = record.get("tuned", {})
-    reproduced = 0 in tuned and tuned[0]["all"] == trial_val["knn"]["all"]
-    base = {k: statistics.mean(r[k] for r in tuned.values()) for k in KEYS} if tuned else None
-    header = (
-        "| variant | seeds | val kNN All | val kNN Few | val kNN Std | All − tuned | Few − tuned |"
-    )
-    rows = [header, "|---|---|---|---|---|---|---|"]
-    for name, runs in record.items():
-        if not runs:
-            continue
-        mean = {k: statistics.mean(r[k] for r in runs.values()) for k in KEYS}
-        spread = {k: statistics.pstdev([r[k] for r in runs.values()]) for k in KEYS}
-        cells = [f"{mean[k]:.2f} ± {spread[k]:.2f}" for k in KEYS]
-        deltas = [f"{mean[k] - base[k]:+.2f}" for k in ("all", "few")] if base else ["–", "–"]
-        rows.append(f"| {name} | {len(runs)} | " + " | ".join(cells + deltas) + " |")
-    text = "\n".join(rows) + (
-        f"\n\nThe tuned run at seed 0 {'reproduces' if reproduced else 'does NOT reproduce'} the "
-        f"search trial's student (validation kNN All {trial_val['knn']['all']:.2f}; trial "
-        f"{args.trial.name}).\n"
+    trial_all = json.loads((args.trial / "student" / "results.json").read_text())
+    trial_all = trial_all["val_metrics"]["knn"]["all"]
+    text, record, reproduced = "", {}, {}
+    for part, prefix, pattern, title in PARTS:
+        record[part] = collect(args.log_dir, prefix, pattern)
+        if record[part]:
+            seed0 = record[part].get("tuned", {}).get(0)
+            reproduced[part] = seed0 is not None and seed0["all"] == trial_all
+            text += f"### {title}\n\n{table(record[part])}\n\n"
+    text += (
+        f"Does each part's tuned run at seed 0 reproduce the search trial's student "
+        f"(validation kNN All {trial_all:.2f}, trial {args.trial.name})? {reproduced}\n"
     )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.md").write_text(text, encoding="utf-8")
