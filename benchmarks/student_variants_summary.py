@@ -11,6 +11,7 @@ Only validation numbers: these are tuning decisions. Writes <out>/summary.md and
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import statistics
 from pathlib import Path
@@ -32,14 +33,28 @@ def best_trial(search: Path) -> Path:
     return max(scored)[1]
 
 
+def guided_precision(run: Path) -> float | None:
+    """Mean over logged steps of the share of guided pairs that are true same-class pairs
+    (labels read for this analysis only), or None when the run had no guided positives."""
+    values = []
+    for metrics in run.glob("csv/*/metrics.csv"):
+        with metrics.open(newline="") as handle:
+            for line in csv.DictReader(handle):
+                if line.get("train/guided_positive_precision"):
+                    values.append(float(line["train/guided_positive_precision"]))
+    return 100 * statistics.mean(values) if values else None
+
+
 def collect(log_dir: Path, prefix: str, pattern: str) -> dict[str, dict[int, dict[str, float]]]:
-    """{row name: {seed: validation kNN all / few / std}} of every task with this prefix."""
+    """{row name: {seed: validation kNN all / few / std, guided-pair precision}} of every task
+    with this prefix."""
     record = {}
     for task in sorted(log_dir.glob(prefix + "*")):
         runs = {}
         for results in sorted(task.glob("multirun/" + pattern)):
             r = json.loads(results.read_text())
             runs[r["seed"]] = {k: r["val_metrics"]["knn"][k] for k in KEYS}
+            runs[r["seed"]]["guided_precision"] = guided_precision(results.parent)
         if runs:
             record[task.name.removeprefix(prefix)] = runs
     return record
@@ -49,8 +64,9 @@ def table(record: dict[str, dict[int, dict[str, float]]]) -> str:
     tuned = record.get("tuned")
     base = {k: statistics.mean(r[k] for r in tuned.values()) for k in KEYS} if tuned else None
     rows = [
-        "| row | seeds | val kNN All | val kNN Few | val kNN Std | All − tuned | Few − tuned |",
-        "|---|---|---|---|---|---|---|",
+        "| row | seeds | val kNN All | val kNN Few | val kNN Std | All − tuned | Few − tuned "
+        "| guided pairs of the same class (%) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name in ["tuned", *sorted(set(record) - {"tuned"})]:
         runs = record.get(name)
@@ -60,7 +76,9 @@ def table(record: dict[str, dict[int, dict[str, float]]]) -> str:
         spread = {k: statistics.pstdev([r[k] for r in runs.values()]) for k in KEYS}
         cells = [f"{mean[k]:.2f} ± {spread[k]:.2f}" for k in KEYS]
         deltas = [f"{mean[k] - base[k]:+.2f}" for k in ("all", "few")] if base else ["–", "–"]
-        rows.append(f"| {name} | {len(runs)} | " + " | ".join(cells + deltas) + " |")
+        precision = [r["guided_precision"] for r in runs.values() if r["guided_precision"]]
+        cells += deltas + [f"{statistics.mean(precision):.1f}" if precision else "–"]
+        rows.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
