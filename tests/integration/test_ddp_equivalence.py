@@ -100,12 +100,23 @@ def test_guide_two_processes_equal_one(tmp_path):
     )
 
 
+STUDENT_VARIANTS = [  # docs/method.md, "Stage 2 variants": the bank is pushed gathered views
+    "method.positive_bank=64",
+    "method.density_k=4",
+    "method.distillation=backbone",
+]
+
+
 @pytest.mark.ddp
-def test_student_two_processes_equal_one(tmp_path):
+@pytest.mark.parametrize("variants", [[], STUDENT_VARIANTS], ids=["defaults", "variants"])
+def test_student_two_processes_equal_one(tmp_path, variants):
     train(compose_train(tmp_path / "guide", [*PER_SAMPLE, *GUIDE, "trainer.max_epochs=1"]))
     guide = tmp_path / "guide/run/checkpoints/last.ckpt"
-    student = ["method=student", f"method.guide_checkpoint={guide}", "method.delta=0.5"]
-    assert_same_training(run(tmp_path / "one", student, 1), run(tmp_path / "two", student, 2))
+    student = ["method=student", f"method.guide_checkpoint={guide}", "method.delta=0.5", *variants]
+    one, two = run(tmp_path / "one", student, 1), run(tmp_path / "two", student, 2)
+    assert_same_training(one, two)
+    if variants:  # the bank's entries (state_dict buffers) were compared above; it was filled
+        assert int(one[0]["state_dict"]["positive_bank.pushed"]) > 64
 
 
 @pytest.mark.ddp
