@@ -101,9 +101,11 @@ fi
 if want 5; then
 stamp "5/5 report"
 runs=()
-for d in campaign_final campaign_final_random campaign_final_colt campaign_final_one_schedule \
-  campaign_final_simclr_images_e{$FINAL_EPOCHS,$((FINAL_EPOCHS * 3 / 2)),$((FINAL_EPOCHS * 2))}; do
+for d in campaign_final campaign_final_random campaign_final_colt campaign_final_one_schedule; do
   [ -d "$LOG/$d$TIER/multirun" ] && runs+=("$LOG/$d$TIER/multirun")
+done
+for d in "$LOG"/campaign_final_simclr_images_e*; do  # every SimCLR budget of this tier
+  [[ $(basename "$d") =~ ^campaign_final_simclr_images_e[0-9]+$TIER$ ]] && runs+=("$d/multirun")
 done
 "$BIN/ltcl-report" "${runs[@]}" --metrics knn linear --group-by method config.task_name \
   config.trainer.max_epochs --out "$OUT/final$TIER"

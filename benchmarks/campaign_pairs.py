@@ -42,6 +42,41 @@ PAIRS = [  # (a, b): a minus b
 ]
 
 
+TIER_PAIRS = [
+    ("method, one schedule", "SimCLR, same ID epochs"),
+    ("method, one schedule", "SimCLR, same images"),
+    ("method, one schedule", "guide alone"),
+    ("random-OOD control", "SimCLR, same ID epochs"),
+    ("method, one schedule", "random-OOD control"),
+]
+
+
+def tier_runs(log: Path, tier: str) -> dict[str, tuple[str, str | None, str]]:
+    """The medium tier's runs (benchmarks/campaign_medium_cifar10_lt_cpu.sh): the method with
+    one schedule (and its guide), SimCLR at the shortest and longest budget found, the controls."""
+    budgets = sorted(
+        int(p.name.removeprefix("campaign_final_simclr_images_e").removesuffix(tier))
+        for p in log.glob(f"campaign_final_simclr_images_e*{tier}")
+    )
+    specs = {
+        "guide alone": (f"campaign_final_one_schedule{tier}", "guide", "guide epochs only"),
+        "method, one schedule": (f"campaign_final_one_schedule{tier}", "student", "method"),
+        "random-OOD control": (f"campaign_final_random{tier}", None, "ID + OOD"),
+    }
+    if budgets:
+        specs["SimCLR, same ID epochs"] = (
+            f"campaign_final_simclr_images_e{budgets[0]}{tier}",
+            None,
+            f"{budgets[0]} epochs",
+        )
+        specs["SimCLR, same images"] = (
+            f"campaign_final_simclr_images_e{budgets[-1]}{tier}",
+            None,
+            f"{budgets[-1]} epochs",
+        )
+    return specs
+
+
 def by_split(log: Path, task: str, stage: str | None) -> dict[str, list[float]]:
     out = {}
     for path in sorted((log / task / "multirun").glob("*split*")):
@@ -59,10 +94,7 @@ def row(cells: list[str]) -> str:
 
 def main(log_dir: str, out: str | None = None, tier: str = "") -> None:
     log = Path(log_dir)
-    specs = dict(RUNS)
-    if tier:
-        specs = {name: (task + tier, stage, images) for name, (task, stage, images) in RUNS.items()}
-        specs["SimCLR 30"] = (f"campaign_final_simclr_images_e30{tier}", None, "1x")
+    specs, pairs = (tier_runs(log, tier), TIER_PAIRS) if tier else (dict(RUNS), PAIRS)
     runs = {name: by_split(log, task, stage) for name, (task, stage, _) in specs.items()}
     lines = [row(["split", "run", "images", *HEADER]), row(["---"] * (3 + len(HEADER)))]
     for split in sorted({s for r in runs.values() for s in r}):
@@ -72,8 +104,8 @@ def main(log_dir: str, out: str | None = None, tier: str = "") -> None:
                 lines.append(row([split, name, images, *(f"{v:.2f}" for v in values[split])]))
     lines += ["", row(["a minus b, paired by split", "splits", *HEADER]),
               row(["---"] * (2 + len(HEADER)))]  # fmt: skip
-    for a, b in PAIRS:
-        splits = sorted(set(runs[a]) & set(runs[b]))
+    for a, b in pairs:
+        splits = sorted(set(runs.get(a, {})) & set(runs.get(b, {})))
         if not splits:
             continue
         diffs = [[x - y for x, y in zip(runs[a][s], runs[b][s], strict=True)] for s in splits]

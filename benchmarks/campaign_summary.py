@@ -14,6 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from legacy_keys import current
 from omegaconf import OmegaConf
 
 
@@ -80,6 +81,7 @@ def main(log_dir: str, out_dir: str) -> None:
         overrides = OmegaConf.load(run / ".hydra" / "overrides.yaml")
         tuned = [o for o in overrides if "=" in o and not o.startswith(("task_name", "data", "model",
                  "trainer", "ood=", "ood.candidates", "eval", "hparams_search", "stages.total"))]  # fmt: skip
+        tuned = ["=".join((current(o.split("=", 1)[0]), o.split("=", 1)[1])) for o in tuned]
         trials.append((run.stat().st_mtime, run.name[-8:], tuned, g, s))
     for number, (_, name, tuned, g, s) in enumerate(sorted(trials)):
         wall = (g.get("train_time_s") or 0) + (s.get("train_time_s") or 0)
@@ -92,7 +94,7 @@ def main(log_dir: str, out_dir: str) -> None:
     if best.is_file():
         b = OmegaConf.load(best)
         lines += ["", f"Best (Optuna): value {b.best_value:.2f}, "
-                  + " ".join(f"{k}={v}" for k, v in b.best_params.items())]  # fmt: skip
+                  + " ".join(f"{current(k)}={v}" for k, v in b.best_params.items())]  # fmt: skip
     (out / "search.md").write_text("\n".join(lines) + "\n")
     paired = paired_differences(log / "campaign_final" / "multirun")
     (out / "paired.md").write_text(paired)

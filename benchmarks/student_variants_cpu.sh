@@ -6,7 +6,7 @@
 #     variant (docs/method.md, "Stage 2 variants") switched on or off alone; "tuned" is the
 #     trial's student itself (seed 0 must reproduce it: checked by the summary);
 #   stage1: whole pipelines at the search budget, each with one stage-1 component changed
-#     (beta, lambda_dd, random OOD picks instead of the clusters').
+#     (beta 0, lambda_dd 0, random OOD picks instead of the clusters').
 # Then benchmarks/student_variants_summary.py writes the table.
 #   LTCL_LOG_DIR=<campaign log dir> PARTS=stage2,stage1 bash benchmarks/student_variants_cpu.sh
 set -euo pipefail
@@ -36,13 +36,14 @@ common=(
 # name: overrides on top of the tuned student (later overrides win).
 variants=(
   "tuned:"
+  "no_guided_positives:method.k_pos=0"
+  "no_distillation:method.lambda_dl=0"
   "no_repulsion_weights:method.repulsion_weights=false"
-  "density_repulsion:method.density_k=10"
-  "top1_batch:method.k_pos=1 method.delta=-1"
-  "top1_bank:method.k_pos=1 method.delta=-1 method.positive_bank=4096"
+  "scratch_init:method.init=scratch"
   "relational_distillation:method.lambda_dl=1 method.distillation=relational"
-  "feature_distillation:method.lambda_dl=1 method.distillation=feature"
   "backbone_distillation:method.lambda_dl=1 method.distillation=backbone"
+  "density_repulsion:method.density_k=10"
+  "positive_bank:method.positive_bank=4096"
 )
 if [[ ",$PARTS," == *",stage2,"* ]]; then
   for entry in "${variants[@]}"; do
@@ -57,8 +58,8 @@ if [[ ",$PARTS," == *",stage1,"* ]]; then
   total=$("$BIN/python" -c "import json,sys; s=json.load(open(sys.argv[1]))['stages']; print(s['guide']['epochs'] + s['student']['epochs'])" "$trial/pipeline.json")
   stage1=(
     "tuned:"
-    "beta_0.1:method.beta=0.1"
-    "lambda_dd_0.1:method.lambda_dd=0.1"
+    "beta_0:method.beta=0"
+    "lambda_dd_0:method.lambda_dd=0"
     "random_ood:method/sampler=random"
   )
   for entry in "${stage1[@]}"; do
