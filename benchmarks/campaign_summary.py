@@ -14,8 +14,14 @@ import shutil
 import sys
 from pathlib import Path
 
+import optuna
 from legacy_keys import current
 from omegaconf import OmegaConf
+
+
+def _hydra_value(value) -> str:
+    """A parameter value as Hydra's override string writes it (True, 1.0, per_positive)."""
+    return str(value)
 
 
 def fmt(value) -> str:
@@ -45,7 +51,7 @@ def paired_differences(final: Path) -> str:
     mean, std = np.mean(diffs, axis=0), np.std(diffs, axis=0)
     head = ["| split | kNN All | kNN Few | kNN Std | probe (b) All | probe (b) Few | probe (b) Std |",
             "|---|---|---|---|---|---|---|"]  # fmt: skip
-    tail = ["| mean ± std | " + " | ".join(f"{m:+.2f} ± {v:.2f}" for m, v in zip(mean, std)) + " |"]
+    tail = ["| mean ± std | " + " | ".join(f"{m:+.2f} ± {v:.2f}" for m, v in zip(mean, std, strict=True)) + " |"]
     return (
         "\n".join(
             ["Student minus SimCLR, same split and ID epochs (test):", "", *head, *rows, *tail]
@@ -72,7 +78,7 @@ def main(log_dir: str, out_dir: str) -> None:
         "student val kNN Few | wall s |",
         "|---|---|---|---|---|---|---|",
     ]
-    trials = []
+    runs = {}  # search settings -> (run name, overrides shown, guide and student results)
     for run in sorted((log / "campaign_search" / "multirun").glob("pipeline_*")):
         student, guide = run / "student" / "results.json", run / "guide" / "results.json"
         if not student.is_file():
@@ -82,14 +88,28 @@ def main(log_dir: str, out_dir: str) -> None:
         tuned = [o for o in overrides if "=" in o and not o.startswith(("task_name", "data", "model",
                  "trainer", "ood=", "ood.candidates", "eval", "hparams_search", "stages.total"))]  # fmt: skip
         tuned = ["=".join((current(o.split("=", 1)[0]), o.split("=", 1)[1])) for o in tuned]
-        trials.append((run.stat().st_mtime, run.name[-8:], tuned, g, s))
-    for number, (_, name, tuned, g, s) in enumerate(sorted(trials)):
+        runs[frozenset(tuned)] = (run.name[-8:], tuned, g, s)
+    # Optuna's own trial list (numbers, order): a trial that proposed settings an earlier trial
+    # had already run reused that run directory (trusted runs: same settings, same directory).
+    study = optuna.load_study(
+        study_name="ltcl_method_val", storage=f"sqlite:///{log}/campaign_search.db"
+    )
+    seen = {}
+    for trial in study.trials:
+        key = frozenset(f"{current(k)}={_hydra_value(v)}" for k, v in trial.params.items())
+        if key not in runs:
+            lines.append(f"| {trial.number} | (no run directory found) | | | | | |")
+            continue
+        name, tuned, g, s = runs[key]
         wall = (g.get("train_time_s") or 0) + (s.get("train_time_s") or 0)
+        again = f" (= trial {seen[key]}: run reused)" if key in seen else ""
+        seen.setdefault(key, trial.number)
         lines.append(
-            f"| {number} ({name}) | {' '.join(tuned)} | {g['epochs']} / {s['epochs']} | "
+            f"| {trial.number}{again} ({name}) | {' '.join(tuned)} | {g['epochs']} / {s['epochs']} | "
             f"{fmt(g['val_metrics']['knn']['all'])} | {fmt(s['val_metrics']['knn']['all'])} | "
             f"{fmt(s['val_metrics']['knn']['few'])} | {wall:.0f} |"
         )
+    lines += ["", f"{len(study.trials)} trials, {len(seen)} distinct settings."]
     best = log / "campaign_search" / "multirun" / "optimization_results.yaml"
     if best.is_file():
         b = OmegaConf.load(best)
