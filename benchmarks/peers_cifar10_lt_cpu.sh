@@ -2,7 +2,7 @@
 # The peers next to the two-stage method at equal ID epochs, one command per split set
 # (issue "peers"): CIFAR-10-LT (JPEG copy), ratio 100, small conv net, batch 256, CPU,
 # splits SPLITS (never used for tuning). The method runs with the campaign's validation-tuned
-# settings (experiment=method_tuned_cpu: guide 15 + student 15 epochs when EPOCHS=30); every
+# settings (experiment=method_tuned_cpu_10trials: guide 15 + student 15 epochs when EPOCHS=30); every
 # peer trains the same EPOCHS over the ID data in the same run directory:
 #   simclr, sdclr (prune 0.9), bcl_i, bcl_d, and colt and sdclr_colt (SDCLR + COLT's sampling)
 #   with the method's OOD schedule (a round before epoch 0 and every 2 epochs, 5,000 images, 1:1
@@ -16,7 +16,7 @@ SPLITS=${SPLITS:-1,2,3}
 LOG=${LTCL_LOG_DIR:-outputs}
 OUT=benchmarks/results/peers_cifar10_lt_cpu
 mkdir -p "$OUT"
-"$BIN/ltcl-pipeline" -m task_name=peers experiment=method_tuned_cpu data=cifar10_lt_folder \
+"$BIN/ltcl-pipeline" -m task_name=peers experiment=method_tuned_cpu_10trials data=cifar10_lt_folder \
   model=small trainer=cpu data.global_batch_size=256 trainer.enable_progress_bar=false \
   trainer.check_val_every_n_epoch=1000 ood=tinyimagenet ood.candidates_per_round=20000 \
   stages.total_epochs="$EPOCHS" 'stages.compare=[simclr,sdclr,bcl_i,bcl_d,colt,sdclr_colt]' \

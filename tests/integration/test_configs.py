@@ -70,3 +70,27 @@ def test_a_method_composes_only_its_own_settings(tmp_path):
     assert guide.method.sampler.strategy == "colt" and guide.method.beta == 0.0
     student = compose_train(tmp_path, ["method=student"])
     assert student.method.k_pos == 5 and "sampler" not in student.method
+
+
+@pytest.mark.parametrize(
+    ("experiment", "record"),
+    [
+        ("method_tuned_cpu", "search_best.yaml"),
+        ("method_tuned_cpu_10trials", "search_best_10trials.yaml"),
+    ],
+)
+def test_tuned_experiments_are_the_recorded_search_results(experiment, record):
+    """Provenance: each shipped tuned setting composes to the best parameters its search recorded."""
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    sys.path.insert(0, str(root / "benchmarks"))
+    from legacy_keys import current
+
+    best = OmegaConf.load(root / "benchmarks/results/campaign_cifar10_lt_cpu" / record).best_params
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        cfg = compose("pipeline", overrides=[f"experiment={experiment}"])
+    for key, value in best.items():
+        assert OmegaConf.select(cfg, current(key)) == value, key
