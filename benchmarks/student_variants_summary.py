@@ -35,14 +35,17 @@ def best_trial(search: Path) -> Path:
 
 def guided_precision(run: Path) -> float | None:
     """Mean over logged steps of the share of guided pairs that are true same-class pairs
-    (labels read for this analysis only), or None when the run had no guided positives."""
-    values = []
-    for metrics in run.glob("csv/*/metrics.csv"):
+    (labels read for this analysis only), or None when the run had no guided positives. Each
+    step counts once: a later CSV version (a resumed or re-invoked run) replaces its steps."""
+    by_step = {}
+    for metrics in sorted(
+        run.glob("csv/version_*/metrics.csv"), key=lambda p: int(p.parent.name[8:])
+    ):
         with metrics.open(newline="") as handle:
             for line in csv.DictReader(handle):
                 if line.get("train/guided_positive_precision"):
-                    values.append(float(line["train/guided_positive_precision"]))
-    return 100 * statistics.mean(values) if values else None
+                    by_step[int(line["step"])] = float(line["train/guided_positive_precision"])
+    return 100 * statistics.mean(by_step.values()) if by_step else None
 
 
 def collect(log_dir: Path, prefix: str, pattern: str) -> dict[str, dict[int, dict[str, float]]]:
