@@ -34,3 +34,6 @@ if [ "${CONTROLS:-0}" = 1 ]; then
   FINAL_SPLITS=$SPLITS STEPS=3r bash benchmarks/campaign_cifar10_lt_cpu.sh
 fi
 STEPS=5 bash benchmarks/campaign_cifar10_lt_cpu.sh
+out=benchmarks/results/campaign_cifar10_lt_cpu
+"$BIN/python" benchmarks/campaign_summary.py "${LTCL_LOG_DIR:-outputs}" "$out" --tier _medium
+"$BIN/python" benchmarks/campaign_plots.py "$out/runs_medium" "$out/per_class_accuracy_medium.png"

@@ -26,11 +26,18 @@ def main(runs_dir: str, out: str) -> None:
     for path in sorted(Path(runs_dir).rglob("results.json")):
         r = json.loads(path.read_text())
         task = r.get("config", {}).get("task_name", "")
-        label = (
-            r["method"]
-            if task == "campaign_final"
-            else f"{r['method']} ({task.split('_')[-1]} OOD)"
-        )
+        if task.endswith("_medium"):  # the medium tier: name each run by what it is
+            label = (
+                f"SimCLR, {r['epochs']} epochs"
+                if "simclr_images" in task
+                else {"student": "the method", "guide": "guide alone"}.get(r["method"], r["method"])
+            )
+        else:
+            label = (
+                r["method"]
+                if task == "campaign_final"
+                else f"{r['method']} ({task.split('_')[-1]} OOD)"
+            )
         groups[label].append(r)
     fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
     for ax, key, title in ((axes[0], "linear_acc", "probe (b)"), (axes[1], "knn_acc", "kNN")):

@@ -5,6 +5,7 @@
 Writes <out dir>/search.md (every trial: its overrides, the guide's and the student's
 *validation* kNN, wall time; the SimCLR reference at the same budget) and copies each final
 run's results.json into <out dir>/runs/ so that the final tables (ltcl-report) can be rebuilt.
+With ``--tier _medium`` it only copies that tier's final runs into <out dir>/runs_medium/.
 """
 
 from __future__ import annotations
@@ -51,7 +52,11 @@ def paired_differences(final: Path) -> str:
     mean, std = np.mean(diffs, axis=0), np.std(diffs, axis=0)
     head = ["| split | kNN All | kNN Few | kNN Std | probe (b) All | probe (b) Few | probe (b) Std |",
             "|---|---|---|---|---|---|---|"]  # fmt: skip
-    tail = ["| mean ± std | " + " | ".join(f"{m:+.2f} ± {v:.2f}" for m, v in zip(mean, std, strict=True)) + " |"]
+    tail = [
+        "| mean ± std | "
+        + " | ".join(f"{m:+.2f} ± {v:.2f}" for m, v in zip(mean, std, strict=True))
+        + " |"
+    ]
     return (
         "\n".join(
             ["Student minus SimCLR, same split and ID epochs (test):", "", *head, *rows, *tail]
@@ -129,5 +134,21 @@ def main(log_dir: str, out_dir: str) -> None:
     print("\n".join(lines))
 
 
+def copy_tier_runs(log_dir: str, out_dir: str, tier: str) -> None:
+    """Copy every results.json of the tier's final tasks (campaign_final*<tier>) into
+    <out dir>/runs<tier>/<task>/..., the record the tier's tables and plot are rebuilt from."""
+    log, out = Path(log_dir), Path(out_dir) / f"runs{tier}"
+    for task in sorted(log.glob(f"campaign_final*{tier}")):
+        for path in sorted(task.rglob("results.json")):
+            target = out / task.name / path.relative_to(task)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target)
+            print(target)
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    # python benchmarks/campaign_summary.py <log dir> <out dir> [--tier _medium]
+    if len(sys.argv) == 5 and sys.argv[3] == "--tier":
+        copy_tier_runs(sys.argv[1], sys.argv[2], sys.argv[4])
+    else:
+        main(*sys.argv[1:3])
