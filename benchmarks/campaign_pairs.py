@@ -58,22 +58,24 @@ def tier_runs(log: Path, tier: str) -> dict[str, tuple[str, str | None, str]]:
         int(p.name.removeprefix("campaign_final_simclr_images_e").removesuffix(tier))
         for p in log.glob(f"campaign_final_simclr_images_e*{tier}")
     )
+    pipeline = log / f"campaign_final_one_schedule{tier}" / "multirun"
+    guide = next(iter(sorted(pipeline.glob("*split*/guide/results.json"))), None)
+    guide_images = method_images = "?"
+    if guide is not None and budgets:  # images processed, in units of SimCLR's shortest budget
+        r = json.loads(guide.read_text())
+        ratio, epochs = r["config"]["ood"]["batch_ratio"], r["epochs"]
+        method_images = f"{(epochs * (1 + ratio) + budgets[0] - epochs) / budgets[0]:.3g}x"
+        guide_images = f"{epochs * (1 + ratio) / budgets[0]:.3g}x"
     specs = {
-        "guide alone": (f"campaign_final_one_schedule{tier}", "guide", "guide epochs only"),
-        "method, one schedule": (f"campaign_final_one_schedule{tier}", "student", "method"),
+        "guide alone": (f"campaign_final_one_schedule{tier}", "guide", guide_images),
+        "method, one schedule": (f"campaign_final_one_schedule{tier}", "student", method_images),
         "random-OOD control": (f"campaign_final_random{tier}", None, "ID + OOD"),
     }
-    if budgets:
-        specs["SimCLR, same ID epochs"] = (
-            f"campaign_final_simclr_images_e{budgets[0]}{tier}",
-            None,
-            f"{budgets[0]} epochs",
-        )
-        specs["SimCLR, same images"] = (
-            f"campaign_final_simclr_images_e{budgets[-1]}{tier}",
-            None,
-            f"{budgets[-1]} epochs",
-        )
+    named = [("SimCLR, same ID epochs", budgets[:1]), ("SimCLR, same images", budgets[1:])]
+    for name, epochs in named:
+        for e in epochs[-1:]:
+            images = f"{e / budgets[0]:.3g}x ({e} epochs)"
+            specs[name] = (f"campaign_final_simclr_images_e{e}{tier}", None, images)
     return specs
 
 
