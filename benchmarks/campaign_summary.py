@@ -20,11 +20,6 @@ from legacy_keys import current
 from omegaconf import OmegaConf
 
 
-def _hydra_value(value) -> str:
-    """A parameter value as Hydra's override string writes it (True, 1.0, per_positive)."""
-    return str(value)
-
-
 def fmt(value) -> str:
     return "–" if value is None else f"{value:.2f}"
 
@@ -101,7 +96,7 @@ def main(log_dir: str, out_dir: str) -> None:
     )
     seen = {}
     for trial in study.trials:
-        key = frozenset(f"{current(k)}={_hydra_value(v)}" for k, v in trial.params.items())
+        key = frozenset(f"{current(k)}={v}" for k, v in trial.params.items())
         if key not in runs:
             lines.append(f"| {trial.number} | (no run directory found) | | | | | |")
             continue
