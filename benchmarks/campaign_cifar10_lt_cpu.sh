@@ -10,6 +10,8 @@
 #      lambda_dd 0) and COLT's sampling rule (method/sampler=colt), each a guide run of the whole
 #      budget with the tuned OOD schedule;
 #   3s. the same tuned method with one LR schedule over both stages (stages.one_schedule);
+#   3v. students of other stage-2 settings (FINAL_VARIANTS) from step 3s's guides;
+#   3t. the first 10 trials' choice (experiment=method_tuned_cpu_10trials), one schedule;
 #   4. SimCLR at equal *images processed*: the method's guide sees one OOD image per ID image,
 #      so guide E/2 + student E/2 processes 1.5 E ID-epochs of images and the random / COLT
 #      controls 2 E; SimCLR trains 1.5 E and 2 E epochs on splits FINAL_SPLITS;
@@ -38,6 +40,7 @@ common=(
 )
 pool=(ood=tinyimagenet ood.candidates_per_round=20000)
 STEPS=${STEPS:-1,2,3,3r,3c,3s,4,5}
+FINAL_VARIANTS=${FINAL_VARIANTS:-"no_repulsion_weights:method.repulsion_weights=false;no_guided_positives:method.k_pos=0"}
 stamp() { echo "[campaign $(date +%H:%M:%S)] $*"; }
 want() { [[ ",$STEPS," == *",$1,"* ]]; }
 best="$LOG/campaign_search/multirun/optimization_results.yaml"
@@ -88,6 +91,41 @@ if want 3s; then
     data.split.seed="$FINAL_SPLITS" 'eval.protocols=[knn,linear_b]'
 fi
 
+if want 3v; then
+  # Other stage-2 settings at the final budget, the stage-2 half of "the best settings at the
+  # full budget": a student per entry of FINAL_VARIANTS (name:overrides, ';'-separated) from
+  # step 3s's guide on each split, with the tuned student settings, the variant's overrides on
+  # top and the offsets the pipeline gives its student under one schedule (campaign_pairs.py
+  # lists the config keys in which each differs from the pipeline's own student).
+  mapfile -t student < <("$BIN/python" benchmarks/best_params.py "$best" \
+    --only stages.student.method. | sed 's/^stages\.student\.method\./method./')
+  IFS=';' read -r -a entries <<< "$FINAL_VARIANTS"
+  for split in ${FINAL_SPLITS//,/ }; do
+    run=$(find "$LOG/campaign_final_one_schedule$TIER/multirun" -maxdepth 1 \
+      -name "*_split${split}_seed0_*" | sort | head -1)
+    [ -f "$run/guide/checkpoints/last.ckpt" ] || { stamp "no step-3s guide for split $split: skipped"; continue; }
+    read -r guide_epochs student_epochs < <("$BIN/python" -c "import json,sys; s=json.load(open(sys.argv[1]))['stages']; print(s['guide']['epochs'], s['student']['epochs'])" "$run/pipeline.json")
+    for entry in "${entries[@]}"; do
+      name=${entry%%:*}
+      read -r -a extra <<< "${entry#*:}"
+      stamp "3/5 student variant $name (${extra[*]}), split $split, $student_epochs epochs"
+      "$BIN/ltcl-train" -m task_name=campaign_final_student_$name$TIER "${common[@]}" method=student \
+        "method.guide_checkpoint=$run/guide/checkpoints/last.ckpt" "${student[@]}" "${extra[@]}" \
+        trainer.max_epochs="$student_epochs" ++optim.schedule.horizon_epochs=$((guide_epochs + student_epochs)) \
+        ++optim.schedule.start_epoch="$guide_epochs" data.split.seed="$split" 'eval.protocols=[knn,linear_b]'
+    done
+  done
+fi
+
+if want 3t; then
+  # The first 10 trials' choice (trial 5, experiment=method_tuned_cpu_10trials), a different
+  # stage 1: the whole pipeline with one schedule, as step 3s.
+  stamp "3/5 the 10-trial settings with one schedule, splits $FINAL_SPLITS"
+  "$BIN/ltcl-pipeline" -m task_name=campaign_final_10trials$TIER experiment=method_tuned_cpu_10trials \
+    "${common[@]}" "${pool[@]}" stages.total_epochs="$FINAL_EPOCHS" stages.one_schedule=true \
+    data.split.seed="$FINAL_SPLITS" 'eval.protocols=[knn,linear_b]'
+fi
+
 if want 4; then
   for epochs in $IMAGE_EPOCHS; do
     stamp "4/5 SimCLR at equal images processed: $epochs epochs, splits $FINAL_SPLITS"
@@ -101,11 +139,15 @@ fi
 if want 5; then
 stamp "5/5 report"
 runs=()
-for d in campaign_final campaign_final_random campaign_final_colt campaign_final_one_schedule; do
+for d in campaign_final campaign_final_random campaign_final_colt campaign_final_one_schedule \
+  campaign_final_10trials; do
   [ -d "$LOG/$d$TIER/multirun" ] && runs+=("$LOG/$d$TIER/multirun")
 done
 for d in "$LOG"/campaign_final_simclr_images_e*; do  # every SimCLR budget of this tier
   [[ $(basename "$d") =~ ^campaign_final_simclr_images_e[0-9]+$TIER$ ]] && runs+=("$d/multirun")
+done
+for d in "$LOG"/campaign_final_student_*; do  # step 3v's students of this tier
+  [[ $(basename "$d") =~ ^campaign_final_student_[a-z_]+$TIER$ ]] && runs+=("$d/multirun")
 done
 "$BIN/ltcl-report" "${runs[@]}" --metrics knn linear --group-by method config.task_name \
   config.trainer.max_epochs --out "$OUT/final$TIER"

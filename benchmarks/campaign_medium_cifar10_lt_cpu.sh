@@ -4,9 +4,12 @@
 # for each split of SPLITS, the tuned method with one schedule over both stages (step 3s),
 # then SimCLR for the same ID epochs and for the same images processed (step 4: FINAL_EPOCHS,
 # and FINAL_EPOCHS x (share x (1 + OOD batch ratio) + 1 - share) from the tuned settings, as
-# the guide's batches add ratio x B OOD images); CONTROLS=1 adds the random-OOD control (step
-# 3r) after all splits; then the report (step 5) and the paired table (campaign_pairs_medium.md).
-#   LTCL_LOG_DIR=<campaign log dir> FINAL_EPOCHS=30 bash benchmarks/campaign_medium_cifar10_lt_cpu.sh
+# the guide's batches add ratio x B OOD images); CONTROLS=1 adds the random-OOD and COLT-rule
+# controls (steps 3r, 3c) and SETTINGS=1 the next-best settings (steps 3v: stage-2 variants
+# from step 3s's guides; 3t: the 10-trial choice) after all splits; then the report (step 5)
+# and the paired table (campaign_pairs_medium.md).
+#   LTCL_LOG_DIR=<campaign log dir> FINAL_EPOCHS=30 CONTROLS=1 SETTINGS=1 \
+#     bash benchmarks/campaign_medium_cifar10_lt_cpu.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export MODEL=cifar_resnet10_w16 TIER=_medium
@@ -30,8 +33,15 @@ SPLITS=${SPLITS:-1,2,3}
 for split in ${SPLITS//,/ }; do
   FINAL_SPLITS=$split STEPS=3s,4 bash benchmarks/campaign_cifar10_lt_cpu.sh
 done
-if [ "${CONTROLS:-0}" = 1 ]; then
-  FINAL_SPLITS=$SPLITS STEPS=3r bash benchmarks/campaign_cifar10_lt_cpu.sh
+if [ "${CONTROLS:-0}" = 1 ]; then  # one control at a time over the splits
+  for step in 3r 3c; do
+    FINAL_SPLITS=$SPLITS STEPS=$step bash benchmarks/campaign_cifar10_lt_cpu.sh
+  done
+fi
+if [ "${SETTINGS:-0}" = 1 ]; then  # the next-best settings: stage-2 variants, then the 10-trial choice
+  for step in 3v 3t; do
+    FINAL_SPLITS=$SPLITS STEPS=$step bash benchmarks/campaign_cifar10_lt_cpu.sh
+  done
 fi
 STEPS=5 bash benchmarks/campaign_cifar10_lt_cpu.sh
 out=benchmarks/results/campaign_cifar10_lt_cpu
