@@ -8,8 +8,11 @@ with a schedule per stage + SimCLR), campaign_final_one_schedule (step 3s), camp
 and campaign_final_colt (controls), campaign_final_simclr_images_e45 / _e60 (step 4). Images
 processed, in ID epochs' worth: SimCLR 30 -> 1x; the method (guide 15 on ID + 1:1 OOD, student
 15) and SimCLR 45 -> 1.5x; the controls (30 epochs at 1:1) and SimCLR 60 -> 2x. With
---tier, every task name carries that suffix (the medium tier's runs), and SimCLR 30 is its own
-task (campaign_final_simclr_images_e30<tier>) rather than the pipeline's simclr stage.
+--tier, every task name carries that suffix (the medium tier's runs), SimCLR 30 is its own
+task (campaign_final_simclr_images_e30<tier>) rather than the pipeline's simclr stage, the
+stage-2 variants (campaign_final_student_<name><tier>) and the 10-trial settings
+(campaign_final_10trials<tier>) are rows too, each with the config keys in which it differs from
+the method, and a per-class table (mean over splits) follows.
 """
 
 from __future__ import annotations
@@ -48,29 +51,65 @@ TIER_PAIRS = [
     ("method, one schedule", "guide alone"),
     ("random-OOD control", "SimCLR, same ID epochs"),
     ("method, one schedule", "random-OOD control"),
+    ("COLT-rule control", "random-OOD control"),
+    ("COLT-rule control", "SimCLR, same ID epochs"),
 ]
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                   "truck"]  # fmt: skip
+# Keys in which two runs of one split may differ without being different experiments.
+WHERE_KEYS = ("task_name", "run_name", "paths.", "data.split_dir", "data.train_source.",
+              "data.test_source.", "logger.", "trainer.default_root_dir", "ood", "ckpt_path")  # fmt: skip
+
+
+def images(log: Path, task: str, stage: str | None, unit: int) -> str:
+    """Images processed by the run of one split (the first found), in units of `unit` ID
+    epochs: a guide's epoch adds ood.batch_ratio OOD images per ID image; a pipeline's student
+    adds its guide's images."""
+    found = sorted(
+        (log / task / "multirun").glob(f"*split*/{stage + '/' if stage else ''}results.json")
+    )
+    if not found:
+        return "?"
+    total = 0.0
+    runs = (
+        [found[0]]
+        if stage != "student"
+        else [found[0].parent.parent / "guide" / "results.json", found[0]]
+    )
+    for path in runs:
+        r = json.loads(path.read_text())
+        ood = r["config"].get("ood") or {}
+        total += r["epochs"] * (1 + (ood.get("batch_ratio", 0) if ood else 0))
+    return f"{total / unit:.3g}x"
 
 
 def tier_runs(log: Path, tier: str) -> dict[str, tuple[str, str | None, str]]:
     """The medium tier's runs (benchmarks/campaign_medium_cifar10_lt_cpu.sh): the method with
-    one schedule (and its guide), SimCLR at the shortest and longest budget found, the controls."""
+    one schedule (and its guide), SimCLR at the shortest and longest budget found, the
+    controls, the stage-2 variants (step 3v) and the 10-trial settings (step 3t)."""
     budgets = sorted(
         int(p.name.removeprefix("campaign_final_simclr_images_e").removesuffix(tier))
         for p in log.glob(f"campaign_final_simclr_images_e*{tier}")
     )
-    pipeline = log / f"campaign_final_one_schedule{tier}" / "multirun"
-    guide = next(iter(sorted(pipeline.glob("*split*/guide/results.json"))), None)
-    guide_images = method_images = "?"
-    if guide is not None and budgets:  # images processed, in units of SimCLR's shortest budget
-        r = json.loads(guide.read_text())
-        ratio, epochs = r["config"]["ood"]["batch_ratio"], r["epochs"]
-        method_images = f"{(epochs * (1 + ratio) + budgets[0] - epochs) / budgets[0]:.3g}x"
-        guide_images = f"{epochs * (1 + ratio) / budgets[0]:.3g}x"
+    unit = budgets[0] if budgets else 1
+    method = f"campaign_final_one_schedule{tier}"
     specs = {
-        "guide alone": (f"campaign_final_one_schedule{tier}", "guide", guide_images),
-        "method, one schedule": (f"campaign_final_one_schedule{tier}", "student", method_images),
-        "random-OOD control": (f"campaign_final_random{tier}", None, "ID + OOD"),
+        "guide alone": (method, "guide", images(log, method, "guide", unit)),
+        "method, one schedule": (method, "student", images(log, method, "student", unit)),
     }
+    for task, name in ((f"campaign_final_random{tier}", "random-OOD control"),
+                       (f"campaign_final_colt{tier}", "COLT-rule control")):  # fmt: skip
+        specs[name] = (task, None, images(log, task, None, unit))
+    for path in sorted(log.glob(f"campaign_final_student_*{tier}")):
+        variant = path.name.removeprefix("campaign_final_student_").removesuffix(tier)
+        # the student's images are its guide's (step 3s) plus its own
+        guide = images(log, method, "guide", unit)
+        own = images(log, path.name, None, unit)
+        total = "?" if "?" in (guide, own) else f"{float(guide[:-1]) + float(own[:-1]):.3g}x"
+        specs[f"method, {variant.replace('_', ' ')}"] = (path.name, None, total)
+    ten = f"campaign_final_10trials{tier}"
+    if (log / ten).is_dir():
+        specs["method, 10-trial settings"] = (ten, "student", images(log, ten, "student", unit))
     # SimCLR's shortest budget is the same ID epochs; a longer one, the same images processed.
     for name, e in zip(
         ("SimCLR, same ID epochs", "SimCLR, same images"),
@@ -80,9 +119,84 @@ def tier_runs(log: Path, tier: str) -> dict[str, tuple[str, str | None, str]]:
         specs[name] = (
             f"campaign_final_simclr_images_e{e}{tier}",
             None,
-            f"{e / budgets[0]:.3g}x ({e} epochs)",
+            f"{e / unit:.3g}x ({e} epochs)",
         )
     return specs
+
+
+def tier_pairs(specs: dict) -> list[tuple[str, str]]:
+    """TIER_PAIRS, then each other setting of the method against the method and SimCLR."""
+    others = [n for n in specs if n.startswith("method, ") and n != "method, one schedule"]
+    return TIER_PAIRS + [
+        pair
+        for n in others
+        for pair in ((n, "method, one schedule"), (n, "SimCLR, same ID epochs"))
+    ]
+
+
+def flat(config: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in (config or {}).items():
+        if isinstance(value, dict):
+            out.update(flat(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def config_differences(log: Path, specs: dict, reference: str) -> list[str]:
+    """For each run of the tier: the config keys in which it differs from `reference` on the
+    same split (paths and names aside), so that a row's label can be checked against what ran."""
+    task, stage, _ = specs[reference]
+    lines = []
+    for name, (other, other_stage, _) in specs.items():
+        if not name.startswith("method, ") or name == reference:
+            continue
+        keys = set()
+        for run in sorted((log / other / "multirun").glob("*split*")):
+            split = next(p for p in run.name.split("_") if p.startswith("split"))
+            ref = sorted((log / task / "multirun").glob(f"*_{split}_*/{stage}/results.json"))
+            mine = run / other_stage / "results.json" if other_stage else run / "results.json"
+            if not (ref and mine.is_file()):
+                continue
+            a = flat(json.loads(mine.read_text())["config"])
+            b = flat(json.loads(ref[0].read_text())["config"])
+            keys |= {k for k in set(a) | set(b)
+                     if a.get(k) != b.get(k) and not k.startswith(WHERE_KEYS)}  # fmt: skip
+        shown = ", ".join(sorted(keys)) if keys else "nothing"
+        lines.append(f"- {name}: its student differs from the method's in {shown}")
+    return lines
+
+
+def per_class_table(log: Path, specs: dict, names: list[str]) -> list[str]:
+    """Per-class test accuracy (kNN / probe (b)), mean over the splits, head to tail."""
+    rows = {}
+    for name in names:
+        task, stage, _ = specs[name]
+        found = sorted(
+            (log / task / "multirun").glob(f"*split*/{stage + '/' if stage else ''}results.json")
+        )
+        per = [json.loads(p.read_text())["per_class"] for p in found]
+        if per:
+            rows[name] = per
+    if not rows:
+        return []
+    first = next(iter(rows.values()))
+    counts = [statistics.fmean(c) for c in zip(*(p["train_count"] for p in first), strict=True)]
+    order = sorted(range(len(counts)), key=lambda c: -counts[c])
+    head = ["class (train images, mean over splits)"]
+    for name, per in rows.items():
+        head.append(f"{name} kNN / probe (b), n={len(per)}")
+    lines = [row(head), row(["---"] * len(head))]
+    for c in order:
+        label = CIFAR10_CLASSES[c] if len(counts) == len(CIFAR10_CLASSES) else str(c)
+        cells = [f"{label} ({counts[c]:.0f})"]
+        for per in rows.values():
+            knn = statistics.fmean(p["knn_acc"][c] for p in per)
+            probe = statistics.fmean(p["linear_acc"][c] for p in per)
+            cells.append(f"{knn:.1f} / {probe:.1f}")
+        lines.append(row(cells))
+    return lines
 
 
 def by_split(log: Path, task: str, stage: str | None) -> dict[str, list[float]]:
@@ -102,7 +216,8 @@ def row(cells: list[str]) -> str:
 
 def main(log_dir: str, out: str | None = None, tier: str = "") -> None:
     log = Path(log_dir)
-    specs, pairs = (tier_runs(log, tier), TIER_PAIRS) if tier else (dict(RUNS), PAIRS)
+    specs = tier_runs(log, tier) if tier else dict(RUNS)
+    pairs = tier_pairs(specs) if tier else PAIRS
     runs = {name: by_split(log, task, stage) for name, (task, stage, _) in specs.items()}
     lines = [row(["split", "run", "images", *HEADER]), row(["---"] * (3 + len(HEADER)))]
     for split in sorted({s for r in runs.values() for s in r}):
@@ -123,6 +238,14 @@ def main(log_dir: str, out: str | None = None, tier: str = "") -> None:
             std = statistics.pstdev(column) if len(column) > 1 else 0.0
             cells.append(f"{statistics.fmean(column):+.2f} ± {std:.2f} ({per_split})")
         lines.append(row([f"{a} - {b}", ",".join(s[5:] for s in splits), *cells]))
+    differences = config_differences(log, specs, "method, one schedule") if tier else []
+    if differences:
+        lines += ["", "What each other setting changes (config keys, every split):", "",
+                  *differences]  # fmt: skip
+    if tier:
+        lines += ["", "Per class, head to tail, test:", "",
+                  *per_class_table(log, specs, ["SimCLR, same ID epochs", "method, one schedule",
+                                                "random-OOD control"])]  # fmt: skip
     text = "\n".join(lines) + "\n"
     if out:
         Path(out).write_text(text)

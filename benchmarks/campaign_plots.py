@@ -21,17 +21,28 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def medium_label(task: str, r: dict) -> str | None:
+    """The medium tier's line for a run, or None for the runs left out of the plot so that it
+    stays readable (the other settings of the method: their numbers are in the tables)."""
+    if "simclr_images" in task:
+        return f"SimCLR, {r['epochs']} epochs"
+    if task.startswith("campaign_final_one_schedule"):
+        return {"student": "the method", "guide": "guide alone"}.get(r["method"], r["method"])
+    for control in ("random", "colt"):
+        if task.startswith(f"campaign_final_{control}_"):
+            return {"random": "random-OOD control", "colt": "COLT-rule control"}[control]
+    return None
+
+
 def main(runs_dir: str, out: str) -> None:
     groups: dict[str, list[dict]] = defaultdict(list)
     for path in sorted(Path(runs_dir).rglob("results.json")):
         r = json.loads(path.read_text())
         task = r.get("config", {}).get("task_name", "")
         if task.endswith("_medium"):  # the medium tier: name each run by what it is
-            label = (
-                f"SimCLR, {r['epochs']} epochs"
-                if "simclr_images" in task
-                else {"student": "the method", "guide": "guide alone"}.get(r["method"], r["method"])
-            )
+            label = medium_label(task, r)
+            if label is None:
+                continue
         else:
             label = (
                 r["method"]

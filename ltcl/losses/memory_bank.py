@@ -42,11 +42,15 @@ class GuidedPositiveBank(nn.Module):
         self.register_buffer("student", torch.zeros(size, student_dim))
         self.register_buffer("labels", torch.full((size,), -1, dtype=torch.long))
         self.register_buffer("pushed", torch.zeros((), dtype=torch.long))
+        # A host copy of `pushed`: reading the buffer on a GPU would wait for the device twice
+        # a step; the buffer is what checkpoints keep, and a load refreshes the copy.
+        self._pushed_on_host = 0
+        self.register_load_state_dict_post_hook(_refresh_host_count)
 
     def view(self) -> BankView:
         """A copy of the filled entries (fewer than `size` during the first steps): the loss's
         backward needs them after this step's push has overwritten the oldest slots."""
-        filled = min(int(self.pushed), self.size)
+        filled = min(self._pushed_on_host, self.size)
         return BankView(
             self.guide[:filled].clone(), self.student[:filled].clone(), self.labels[:filled].clone()
         )
@@ -72,8 +76,13 @@ class GuidedPositiveBank(nn.Module):
             rows_u, rows_v = rows_u[-self.size :], rows_v[-self.size :]
             rows_labels = rows_labels[-self.size :]
         n = rows_u.shape[0]
-        slots = (int(self.pushed) + torch.arange(n, device=self.guide.device)) % self.size
+        slots = (self._pushed_on_host + torch.arange(n, device=self.guide.device)) % self.size
         self.student[slots] = rows_u.to(self.student.device)
         self.guide[slots] = rows_v.to(self.guide.device)
         self.labels[slots] = rows_labels.to(self.labels.device)
         self.pushed += n
+        self._pushed_on_host += n
+
+
+def _refresh_host_count(bank: GuidedPositiveBank, incompatible_keys) -> None:
+    bank._pushed_on_host = int(bank.pushed)

@@ -166,6 +166,12 @@ def test_bank_is_first_in_first_out_and_survives_a_state_dict_round_trip():
     for a, b in zip(vars(restored.view()).values(), vars(view).values(), strict=True):
         assert torch.equal(a, b)
     assert int(restored.pushed) == 12
+    # Both continue alike: the restored bank writes its next views into the same slots.
+    more = (torch.ones(4, 3), torch.ones(4, 2), torch.tensor([7, 8]))
+    bank.push(*more, gather=False)
+    restored.push(*more, gather=False)
+    for a, b in zip(vars(restored.view()).values(), vars(bank.view()).values(), strict=True):
+        assert torch.equal(a, b)
 
 
 def test_variant_arguments_are_checked():
