@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BIN, REPO_ROOT, TINY_RUN, console_env, run_console
+from tests.helpers import BIN, REPO_ROOT, TINY_GUIDE, TINY_RUN, console_env, run_console
 
 SECTION = "### Sweeps, Optuna searches and SLURM clusters"
 TINY = TINY_RUN
@@ -168,3 +168,59 @@ def test_readme_peer_recipe_runs(tmp_path, index):
         if arg.startswith("method."):
             key, value = arg.split("=", 1)
             assert str(recorded[key.split(".", 1)[1]]) == value
+
+
+# The student's recipes: every "ltcl-train method=student ..." line of the README's stage-2
+# block (the switches and variants), with "..." standing for the demo data and a tiny guide.
+STUDENT_SECTION = "### Stage 2, the guided student"
+
+
+def student_commands() -> list[list[str]]:
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index(STUDENT_SECTION) :]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    commands = []
+    for line in block.splitlines():
+        line = line.split(" #")[0].strip()
+        if line.startswith("ltcl-train method=student ..."):
+            commands.append([a for a in shlex.split(line)[1:] if a != "..."])
+    return commands
+
+
+STUDENTS = student_commands()
+
+
+def test_the_student_block_lists_every_variant():
+    text = " ".join(" ".join(c) for c in STUDENTS)
+    for switch in ("method.density_k=", "method.positive_bank=", "method.distillation=backbone",
+                   "method.repulsion_weights=false", "method.k_pos=0", "method.init=scratch"):  # fmt: skip
+        assert switch in text
+
+
+@pytest.fixture(scope="module")
+def tiny_guide(tmp_path_factory) -> Path:
+    where = tmp_path_factory.mktemp("guide")
+    guide = ["data=embedded", *TINY_GUIDE, "method.sampler.budget=100", *TINY]
+    done = run_console("ltcl-train", guide, where, cwd=where)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return next((where / "outputs").rglob("last.ckpt"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", range(len(STUDENTS)), ids=[" ".join(c[1:3]) for c in STUDENTS])
+def test_readme_student_recipe_runs(tmp_path, tiny_guide, index):
+    args = STUDENTS[index]
+    done = run_console(
+        "ltcl-train",
+        [*args, "data=embedded", f"method.guide_checkpoint={tiny_guide}", *TINY],
+        tmp_path,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = list((tmp_path / "outputs").rglob("results.json"))
+    assert len(results) == 1
+    recorded = json.loads(results[0].read_text())["config"]["method"]
+    for arg in args:
+        if arg.startswith("method."):
+            key, value = arg.split("=", 1)
+            assert str(recorded[key.split(".", 1)[1]]).lower() == value.lower()
