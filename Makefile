@@ -36,12 +36,12 @@ test-ddp: install ## only the 2-process DDP tier
 	$(RUN) $(PY) -m pytest -m ddp -q
 
 lint: install ## ruff lint and format check
-	$(VENV)/bin/ruff check ltcl tests hydra_plugins
-	$(VENV)/bin/ruff format --check ltcl tests hydra_plugins
+	$(VENV)/bin/ruff check ltcl tests hydra_plugins benchmarks
+	$(VENV)/bin/ruff format --check ltcl tests hydra_plugins benchmarks
 
 format: install ## ruff format and autofix
-	$(VENV)/bin/ruff format ltcl tests hydra_plugins
-	$(VENV)/bin/ruff check --fix ltcl tests hydra_plugins
+	$(VENV)/bin/ruff format ltcl tests hydra_plugins benchmarks
+	$(VENV)/bin/ruff check --fix ltcl tests hydra_plugins benchmarks
 
 demo: install ## the whole method on the embedded data (no download): guide -> student, and SimCLR at the same budget; prints the table
 	$(RUN) $(VENV)/bin/ltcl-pipeline experiment=demo_pipeline trainer.enable_progress_bar=false

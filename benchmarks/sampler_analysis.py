@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 
-
 # Targets that moved since a run recorded its config (the architecture refactor).
 MOVED = {
     "ltcl.data.datamodule.image_folder_or_archive": "ltcl.data.archives.image_folder_or_archive",
