@@ -10,7 +10,9 @@
 #      lambda_dd 0) and COLT's sampling rule (method/sampler=colt), each a guide run of the whole
 #      budget with the tuned OOD schedule;
 #   3s. the same tuned method with one LR schedule over both stages (stages.one_schedule);
-#   3v. students of other stage-2 settings (FINAL_VARIANTS) from step 3s's guides;
+#   3v. students of other stage-2 settings (FINAL_VARIANTS) from step 3s's guides: by default
+#       the validation-best single change of the ablation (repulsion weights off), the search's
+#       second-best trial (22: no guided positives) and, as a diagnostic, no distillation;
 #   3t. the first 10 trials' choice (experiment=method_tuned_cpu_10trials), one schedule;
 #   4. SimCLR at equal *images processed*: the method's guide sees one OOD image per ID image,
 #      so guide E/2 + student E/2 processes 1.5 E ID-epochs of images and the random / COLT
@@ -40,7 +42,7 @@ common=(
 )
 pool=(ood=tinyimagenet ood.candidates_per_round=20000)
 STEPS=${STEPS:-1,2,3,3r,3c,3s,4,5}
-FINAL_VARIANTS=${FINAL_VARIANTS:-"no_repulsion_weights:method.repulsion_weights=false;no_guided_positives:method.k_pos=0"}
+FINAL_VARIANTS=${FINAL_VARIANTS:-"no_repulsion_weights:method.repulsion_weights=false;no_guided_positives:method.k_pos=0;no_distillation:method.lambda_dl=0"}
 stamp() { echo "[campaign $(date +%H:%M:%S)] $*"; }
 want() { [[ ",$STEPS," == *",$1,"* ]]; }
 best="$LOG/campaign_search/multirun/optimization_results.yaml"

@@ -50,6 +50,7 @@ TIER_PAIRS = [
     ("method, one schedule", "SimCLR, same images"),
     ("method, one schedule", "guide alone"),
     ("random-OOD control", "SimCLR, same ID epochs"),
+    ("random-OOD control", "SimCLR, same images"),
     ("method, one schedule", "random-OOD control"),
     ("COLT-rule control", "random-OOD control"),
     ("COLT-rule control", "SimCLR, same ID epochs"),
