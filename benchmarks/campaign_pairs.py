@@ -211,6 +211,40 @@ def by_split(log: Path, task: str, stage: str | None) -> dict[str, list[float]]:
     return out
 
 
+def train_seconds(log: Path, task: str, stage: str | None) -> dict[str, str]:
+    """Per split: the run's training seconds; a student's as "guide + student" (its guide is
+    the run its guide_checkpoint came from)."""
+    out = {}
+    for path in sorted((log / task / "multirun").glob("*split*")):
+        results = path / stage / "results.json" if stage else path / "results.json"
+        if not results.is_file():
+            continue
+        split = next(p for p in path.name.split("_") if p.startswith("split"))
+        r = json.loads(results.read_text())
+        own = f"{r['train_time_s']:.0f}"
+        checkpoint = r["config"]["method"].get("guide_checkpoint")
+        guide = Path(checkpoint).parent.parent / "results.json" if checkpoint else None
+        if guide is not None and guide.is_file():
+            own = f"{json.loads(guide.read_text())['train_time_s']:.0f} + {own}"
+        out[split] = own
+    return out
+
+
+def summary(runs: dict, seconds: dict, specs: dict) -> list[str]:
+    """Each run's mean ± population std over its splits, and its mean training seconds."""
+    lines = [row(["run", "splits", "images", *HEADER, "train s"]),
+             row(["---"] * (4 + len(HEADER)))]  # fmt: skip
+    for name, values in runs.items():
+        if not values:
+            continue
+        columns = list(zip(*values.values(), strict=True))
+        cells = [f"{statistics.fmean(c):.2f} ± {statistics.pstdev(c):.2f}" for c in columns]
+        parts = [[float(x) for x in t.split(" + ")] for t in seconds[name].values()]
+        train = " + ".join(f"{statistics.fmean(c):.0f}" for c in zip(*parts, strict=True))
+        lines.append(row([name, str(len(values)), specs[name][2], *cells, train]))
+    return lines
+
+
 def row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
@@ -220,12 +254,15 @@ def main(log_dir: str, out: str | None = None, tier: str = "") -> None:
     specs = tier_runs(log, tier) if tier else dict(RUNS)
     pairs = tier_pairs(specs) if tier else PAIRS
     runs = {name: by_split(log, task, stage) for name, (task, stage, _) in specs.items()}
-    lines = [row(["split", "run", "images", *HEADER]), row(["---"] * (3 + len(HEADER)))]
+    seconds = {name: train_seconds(log, task, stage) for name, (task, stage, _) in specs.items()}
+    lines = [row(["split", "run", "images", *HEADER, "train s"]),
+             row(["---"] * (4 + len(HEADER)))]  # fmt: skip
     for split in sorted({s for r in runs.values() for s in r}):
         for name, values in runs.items():
             if split in values:
-                images = specs[name][2]
-                lines.append(row([split, name, images, *(f"{v:.2f}" for v in values[split])]))
+                cells = [f"{v:.2f}" for v in values[split]]
+                lines.append(row([split, name, specs[name][2], *cells, seconds[name][split]]))
+    lines += ["", "Mean ± population std over splits:", "", *summary(runs, seconds, specs)]
     lines += ["", row(["a minus b, paired by split", "splits", *HEADER]),
               row(["---"] * (2 + len(HEADER)))]  # fmt: skip
     for a, b in pairs:
