@@ -14,6 +14,7 @@
 #       the validation-best single change of the ablation (repulsion weights off), the search's
 #       second-best trial (22: no guided positives) and, as a diagnostic, no distillation;
 #   3t. the first 10 trials' choice (experiment=method_tuned_cpu_10trials), one schedule;
+#   3g. the tuned guide alone for the whole budget (stage 1 against the random-OOD control);
 #   4. SimCLR at equal *images processed*: the method's guide sees one OOD image per ID image,
 #      so guide E/2 + student E/2 processes 1.5 E ID-epochs of images and the random / COLT
 #      controls 2 E; SimCLR trains 1.5 E and 2 E epochs on splits FINAL_SPLITS;
@@ -84,6 +85,16 @@ for strategy in random colt; do
     trainer.max_epochs="$FINAL_EPOCHS" data.split.seed="$FINAL_SPLITS" 'eval.protocols=[knn,linear_b]'
 done
 
+if want 3g; then
+  # The tuned stage 1 alone for the whole budget: against the random-OOD control (same images,
+  # same schedule) it isolates what the guide's losses and the clusters' picks do.
+  mapfile -t stage1 < <("$BIN/python" benchmarks/best_params.py "$best" --only method. ood.)
+  stamp "3/5 the tuned guide alone, $FINAL_EPOCHS epochs, splits $FINAL_SPLITS"
+  "$BIN/ltcl-train" -m task_name=campaign_final_guide$TIER "${common[@]}" method=guide "${pool[@]}" \
+    "${stage1[@]}" trainer.max_epochs="$FINAL_EPOCHS" data.split.seed="$FINAL_SPLITS" \
+    'eval.protocols=[knn,linear_b]'
+fi
+
 if want 3s; then
   # The per-stage schedule confound: the same tuned method with one warm-up and one cosine
   # over both stages (stages.one_schedule=true) instead of a restart per stage.
@@ -142,7 +153,7 @@ if want 5; then
 stamp "5/5 report"
 runs=()
 for d in campaign_final campaign_final_random campaign_final_colt campaign_final_one_schedule \
-  campaign_final_10trials; do
+  campaign_final_10trials campaign_final_guide; do
   [ -d "$LOG/$d$TIER/multirun" ] && runs+=("$LOG/$d$TIER/multirun")
 done
 for d in "$LOG"/campaign_final_simclr_images_e*; do  # every SimCLR budget of this tier

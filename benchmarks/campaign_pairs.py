@@ -54,6 +54,8 @@ TIER_PAIRS = [
     ("method, one schedule", "random-OOD control"),
     ("COLT-rule control", "random-OOD control"),
     ("COLT-rule control", "SimCLR, same ID epochs"),
+    ("tuned guide, whole budget", "random-OOD control"),
+    ("tuned guide, whole budget", "SimCLR, same ID epochs"),
 ]
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                    "truck"]  # fmt: skip
@@ -99,7 +101,8 @@ def tier_runs(log: Path, tier: str) -> dict[str, tuple[str, str | None, str]]:
         "method, one schedule": (method, "student", images(log, method, "student", unit)),
     }
     for task, name in ((f"campaign_final_random{tier}", "random-OOD control"),
-                       (f"campaign_final_colt{tier}", "COLT-rule control")):  # fmt: skip
+                       (f"campaign_final_colt{tier}", "COLT-rule control"),
+                       (f"campaign_final_guide{tier}", "tuned guide, whole budget")):  # fmt: skip
         specs[name] = (task, None, images(log, task, None, unit))
     for path in sorted(log.glob(f"campaign_final_student_*{tier}")):
         variant = path.name.removeprefix("campaign_final_student_").removesuffix(tier)

@@ -28,9 +28,11 @@ def medium_label(task: str, r: dict) -> str | None:
         return f"SimCLR, {r['epochs']} epochs"
     if task.startswith("campaign_final_one_schedule"):
         return {"student": "the method", "guide": "guide alone"}.get(r["method"], r["method"])
-    for control in ("random", "colt"):
+    names = {"random": "random-OOD control", "colt": "COLT-rule control",
+             "guide": "tuned guide, whole budget"}  # fmt: skip
+    for control, name in names.items():
         if task.startswith(f"campaign_final_{control}_"):
-            return {"random": "random-OOD control", "colt": "COLT-rule control"}[control]
+            return name
     return None
 
 
