@@ -5,9 +5,10 @@
 # then SimCLR for the same ID epochs and for the same images processed (step 4: FINAL_EPOCHS,
 # and FINAL_EPOCHS x (share x (1 + OOD batch ratio) + 1 - share) from the tuned settings, as
 # the guide's batches add ratio x B OOD images); CONTROLS=1 adds the random-OOD and COLT-rule
-# controls and the tuned guide alone for the whole budget (steps 3r, 3c, 3g) and SETTINGS=1 the next-best settings (steps 3v: stage-2 variants
-# from step 3s's guides; 3t: the 10-trial choice) after all splits; then the report (step 5)
-# and the paired table (campaign_pairs_medium.md).
+# controls and the tuned guide alone for the whole budget (steps 3r, 3c, 3g), and SETTINGS=1 the
+# next-best settings (steps 3v: stage-2 variants from step 3s's guides; 3t: the 10-trial
+# choice) after all splits; then the report (step 5) and the paired table
+# (campaign_pairs_medium.md).
 #   LTCL_LOG_DIR=<campaign log dir> FINAL_EPOCHS=30 CONTROLS=1 SETTINGS=1 \
 #     bash benchmarks/campaign_medium_cifar10_lt_cpu.sh
 set -euo pipefail
