@@ -18,9 +18,12 @@ the method, and a per-class table (mean over splits) follows.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import statistics
 from pathlib import Path
+
+from student_variants_summary import guided_precision
 
 KEYS = [("knn", "all"), ("knn", "few"), ("knn", "std"), ("linear", "all"), ("linear", "few"),
         ("linear", "std")]  # fmt: skip
@@ -248,6 +251,32 @@ def summary(runs: dict, seconds: dict, specs: dict) -> list[str]:
     return lines
 
 
+def guided_pairs(log: Path, specs: dict) -> list[str]:
+    """For each student row: the share of its guided positive pairs that are same-class pairs
+    (labels read for this analysis only; student_variants_summary.guided_precision), mean over
+    splits, next to the same-class rate of any two views of a batch (chance)."""
+    lines = []
+    for name, (task, stage, _) in specs.items():
+        runs = sorted((log / task / "multirun").glob(f"*split*/{stage or ''}"))
+        precision = [p for p in (guided_precision(r) for r in runs) if p is not None]
+        chance = [c for c in (last_logged(r, "train/same_class_rate") for r in runs) if c]
+        if precision:
+            lines.append(
+                f"- {name}: {statistics.fmean(precision):.1f}% of guided pairs are same-class "
+                f"(splits: {' / '.join(f'{p:.1f}' for p in precision)}; chance "
+                f"{100 * statistics.fmean(chance):.1f}%)"
+            )
+    return lines
+
+
+def last_logged(run: Path, key: str) -> float | None:
+    values = []
+    for metrics in sorted(run.glob("csv/version_*/metrics.csv")):
+        with metrics.open(newline="") as handle:
+            values += [float(line[key]) for line in csv.DictReader(handle) if line.get(key)]
+    return values[-1] if values else None
+
+
 def row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
@@ -283,6 +312,9 @@ def main(log_dir: str, out: str | None = None, tier: str = "") -> None:
     if differences:
         lines += ["", "What each other setting changes (config keys, every split):", "",
                   *differences]  # fmt: skip
+    pairs_found = guided_pairs(log, specs) if tier else []
+    if pairs_found:
+        lines += ["", "Guided positives (training batches of the student):", "", *pairs_found]
     if tier:
         lines += ["", "Per class, head to tail, test:", "",
                   *per_class_table(log, specs, ["SimCLR, same ID epochs", "method, one schedule",
