@@ -23,17 +23,28 @@ SECTION = "### Sweeps, Optuna searches and SLURM clusters"
 TINY = TINY_RUN
 
 
-def readme_commands() -> list[list[str]]:
+def readme_lines(heading: str) -> list[str]:
+    """The lines of the first bash block after `heading` in the README, continuations joined
+    and comments dropped: the commands as a user would type them."""
     text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index(SECTION) :]
+    section = text[text.index(heading) :]
     block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
-    joined = block.replace("\\\n", " ")
-    commands = []
-    for line in joined.splitlines():
-        line = line.split(" #")[0].strip()
-        if line and not line.startswith("#"):
-            commands.append(shlex.split(line))
-    return commands
+    lines = (line.split(" #")[0].strip() for line in block.replace("\\\n", " ").splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def assert_recorded(args: list[str], results: Path) -> None:
+    """Every method.* override of the command is the value the run recorded in its config."""
+    recorded = json.loads(results.read_text())["config"]["method"]
+    for arg in args:
+        if arg.startswith("method."):
+            key, value = arg.split("=", 1)
+            stored = recorded[key.split(".", 1)[1]]
+            assert (str(stored).lower() if isinstance(stored, bool) else str(stored)) == value
+
+
+def readme_commands() -> list[list[str]]:
+    return [shlex.split(line) for line in readme_lines(SECTION)]
 
 
 COMMANDS = readme_commands()
@@ -130,12 +141,8 @@ TINY_POOL = [
 
 
 def peer_commands() -> list[list[str]]:
-    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index(PEERS_SECTION) :]
-    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
     commands = []
-    for line in block.splitlines():
-        line = line.split(" #")[0].strip()
+    for line in readme_lines(PEERS_SECTION):
         if not line.startswith("ltcl-train"):
             continue
         args = []
@@ -163,11 +170,7 @@ def test_readme_peer_recipe_runs(tmp_path, index):
     assert done.returncode == 0, done.stderr[-2000:]
     results = list((tmp_path / "outputs").rglob("results.json"))
     assert len(results) == 1
-    recorded = json.loads(results[0].read_text())["config"]["method"]
-    for arg in args:
-        if arg.startswith("method."):
-            key, value = arg.split("=", 1)
-            assert str(recorded[key.split(".", 1)[1]]) == value
+    assert_recorded(args, results[0])
 
 
 # The student's recipes: every "ltcl-train method=student ..." line of the README's stage-2
@@ -176,15 +179,11 @@ STUDENT_SECTION = "### Stage 2, the guided student"
 
 
 def student_commands() -> list[list[str]]:
-    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index(STUDENT_SECTION) :]
-    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
-    commands = []
-    for line in block.splitlines():
-        line = line.split(" #")[0].strip()
-        if line.startswith("ltcl-train method=student ..."):
-            commands.append([a for a in shlex.split(line)[1:] if a != "..."])
-    return commands
+    return [
+        [a for a in shlex.split(line)[1:] if a != "..."]
+        for line in readme_lines(STUDENT_SECTION)
+        if line.startswith("ltcl-train method=student ...")
+    ]
 
 
 STUDENTS = student_commands()
@@ -219,8 +218,4 @@ def test_readme_student_recipe_runs(tmp_path, tiny_guide, index):
     assert done.returncode == 0, done.stderr[-2000:]
     results = list((tmp_path / "outputs").rglob("results.json"))
     assert len(results) == 1
-    recorded = json.loads(results[0].read_text())["config"]["method"]
-    for arg in args:
-        if arg.startswith("method."):
-            key, value = arg.split("=", 1)
-            assert str(recorded[key.split(".", 1)[1]]).lower() == value.lower()
+    assert_recorded(args, results[0])
