@@ -1,0 +1,83 @@
+"""The medium tier's stage-1 ablation table (benchmarks/stage1_ablation_medium_cpu.sh):
+split 0, *validation* kNN and probe (b), one run per row, each against the random-OOD control.
+
+    python benchmarks/stage1_ablation_summary.py <log dir> --out <dir>
+
+Only validation numbers: these are tuning decisions. Writes <out>/summary.md and
+<out>/summary.json (the rows' overrides are read back from each run's recorded config).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+PREFIX = "stage1_medium_"
+KEYS = ("all", "few", "std")
+STAGE1_KEYS = ("beta", "beta_normalization", "lambda_dd", "domain_loss")
+
+
+def collect(log_dir: Path) -> dict[str, dict]:
+    """{row: the run's validation metrics, images, seconds and stage-1 settings}."""
+    rows = {}
+    for task in sorted(log_dir.glob(PREFIX + "*")):
+        found = sorted(task.glob("multirun/*/results.json"))
+        if not found:
+            continue
+        r = json.loads(found[0].read_text())
+        method = r["config"]["method"]
+        settings = {k: method[k] for k in STAGE1_KEYS if k in method}
+        if "sampler" in method:
+            settings["sampler"] = method["sampler"]["strategy"]
+        rows[task.name.removeprefix(PREFIX)] = {
+            "knn": {k: r["val_metrics"]["knn"][k] for k in KEYS},
+            "linear": {k: r["val_metrics"]["linear"][k] for k in KEYS},
+            # ID epochs of images: a guide's epoch adds ood.batch_ratio OOD images per ID image
+            "id_epochs_of_images": r["epochs"]
+            * (1 + (r["config"].get("ood") or {}).get("batch_ratio", 0)),
+            "train_seconds": r["train_time_s"],
+            "settings": settings,
+            "run": str(found[0].parent),
+        }
+    return rows
+
+
+def table(rows: dict[str, dict], control: str = "random_ood") -> str:
+    base = rows.get(control)
+    lines = [
+        "| row | settings | images (ID epochs) | val kNN All | Few | Std | val probe (b) All | Few | Std "
+        f"| kNN All − {control} | probe All − {control} | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in sorted(rows.items(), key=lambda item: -item[1]["linear"]["all"]):
+        settings = ", ".join(f"{k} {v}" for k, v in r["settings"].items()) or "SimCLR"
+        cells = [f"{r[p][k]:.2f}" for p in ("knn", "linear") for k in KEYS]
+        deltas = (
+            [f"{r[p]['all'] - base[p]['all']:+.2f}" for p in ("knn", "linear")]
+            if base
+            else ["–", "–"]
+        )
+        lines.append(
+            f"| {name} | {settings} | {r['id_epochs_of_images']:.3g} | "
+            + " | ".join(cells + deltas)
+            + f" | {r['train_seconds']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("log_dir", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    rows = collect(args.log_dir)
+    text = table(rows) + "\n"
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "summary.md").write_text(text, encoding="utf-8")
+    (args.out / "summary.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
