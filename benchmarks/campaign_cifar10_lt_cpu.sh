@@ -15,6 +15,8 @@
 #       second-best trial (22: no guided positives) and, as a diagnostic, no distillation;
 #   3t. the first 10 trials' choice (experiment=method_tuned_cpu_10trials), one schedule;
 #   3g. the tuned guide alone for the whole budget (stage 1 against the random-OOD control);
+#   3u. the tuned method with one schedule and the stage 1 that the medium tier's own ablation
+#       chose on split 0's validation (RETUNED: overrides, benchmarks/stage1_ablation_medium_cpu.sh);
 #   4. SimCLR at equal *images processed*: the method's guide sees one OOD image per ID image,
 #      so guide E/2 + student E/2 processes 1.5 E ID-epochs of images and the random / COLT
 #      controls 2 E; SimCLR trains 1.5 E and 2 E epochs on splits FINAL_SPLITS;
@@ -104,6 +106,16 @@ if want 3s; then
     data.split.seed="$FINAL_SPLITS" 'eval.protocols=[knn,linear_b]'
 fi
 
+if want 3u; then
+  # The small tier's stage-1 weights do not carry over to the medium tier (benchmarks/README.md
+  # 8.7): the same pipeline as step 3s with the stage-1 overrides RETUNED on top.
+  read -r -a retuned <<< "${RETUNED:?RETUNED=<stage-1 overrides chosen on split 0 validation>}"
+  stamp "3/5 the method with the re-tuned stage 1 (${retuned[*]}), one schedule, splits $FINAL_SPLITS"
+  "$BIN/ltcl-pipeline" -m task_name=campaign_final_retuned$TIER "${common[@]}" "${pool[@]}" \
+    "${tuned[@]}" "${retuned[@]}" stages.total_epochs="$FINAL_EPOCHS" stages.one_schedule=true \
+    data.split.seed="$FINAL_SPLITS" 'eval.protocols=[knn,linear_b]'
+fi
+
 if want 3v; then
   # Other stage-2 settings at the final budget, the stage-2 half of "the best settings at the
   # full budget": a student per entry of FINAL_VARIANTS (name:overrides, ';'-separated) from
@@ -153,7 +165,7 @@ if want 5; then
 stamp "5/5 report"
 runs=()
 for d in campaign_final campaign_final_random campaign_final_colt campaign_final_one_schedule \
-  campaign_final_10trials campaign_final_guide; do
+  campaign_final_10trials campaign_final_guide campaign_final_retuned; do
   [ -d "$LOG/$d$TIER/multirun" ] && runs+=("$LOG/$d$TIER/multirun")
 done
 for d in "$LOG"/campaign_final_simclr_images_e*; do  # every SimCLR budget of this tier

@@ -12,7 +12,8 @@ processed, in ID epochs' worth: SimCLR 30 -> 1x; the method (guide 15 on ID + 1:
 task (campaign_final_simclr_images_e30<tier>) rather than the pipeline's simclr stage, the
 stage-2 variants (campaign_final_student_<name><tier>) and the 10-trial settings
 (campaign_final_10trials<tier>) are rows too, each with the config keys in which it differs from
-the method, and a per-class table (mean over splits) follows.
+the method, the re-tuned stage 1 (campaign_final_retuned<tier>, step 3u) likewise, with the
+keys in which its guide differs, and a per-class table (mean over splits) follows.
 """
 
 from __future__ import annotations
@@ -114,9 +115,10 @@ def tier_runs(log: Path, tier: str) -> dict[str, tuple[str, str | None, str]]:
         own = images(log, path.name, None, unit)
         total = "?" if "?" in (guide, own) else f"{float(guide[:-1]) + float(own[:-1]):.3g}x"
         specs[f"method, {variant.replace('_', ' ')}"] = (path.name, None, total)
-    ten = f"campaign_final_10trials{tier}"
-    if (log / ten).is_dir():
-        specs["method, 10-trial settings"] = (ten, "student", images(log, ten, "student", unit))
+    for task, name in ((f"campaign_final_10trials{tier}", "method, 10-trial settings"),
+                       (f"campaign_final_retuned{tier}", "method, re-tuned stage 1")):  # fmt: skip
+        if (log / task).is_dir():
+            specs[name] = (task, "student", images(log, task, "student", unit))
     # SimCLR's shortest budget is the same ID epochs; a longer one, the same images processed.
     for name, e in zip(
         ("SimCLR, same ID epochs", "SimCLR, same images"),
@@ -153,25 +155,36 @@ def flat(config: dict, prefix: str = "") -> dict:
 
 def config_differences(log: Path, specs: dict, reference: str) -> list[str]:
     """For each run of the tier: the config keys in which it differs from `reference` on the
-    same split (paths and names aside), so that a row's label can be checked against what ran."""
+    same split (paths and names aside), its student's and, for a whole pipeline, its guide's,
+    so that a row's label can be checked against what ran."""
     task, stage, _ = specs[reference]
     lines = []
     for name, (other, other_stage, _) in specs.items():
         if not name.startswith("method, ") or name == reference:
             continue
-        keys = set()
+        keys = {"student": set(), "guide": set()}
         for run in sorted((log / other / "multirun").glob("*split*")):
             split = next(p for p in run.name.split("_") if p.startswith("split"))
             ref = sorted((log / task / "multirun").glob(f"*_{split}_*/{stage}/results.json"))
             mine = run / other_stage / "results.json" if other_stage else run / "results.json"
             if not (ref and mine.is_file()):
                 continue
-            a = flat(json.loads(mine.read_text())["config"])
-            b = flat(json.loads(ref[0].read_text())["config"])
-            keys |= {k for k in set(a) | set(b)
-                     if a.get(k) != b.get(k) and not k.startswith(WHERE_KEYS)}  # fmt: skip
-        shown = ", ".join(sorted(keys)) if keys else "nothing"
-        lines.append(f"- {name}: its student differs from the method's in {shown}")
+            pairs = {"student": (mine, ref[0])}
+            if other_stage == "student":  # a whole pipeline: its guide too
+                pairs["guide"] = (
+                    run / "guide" / "results.json",
+                    ref[0].parent.parent / "guide" / "results.json",
+                )
+            for part, (a_path, b_path) in pairs.items():
+                a = flat(json.loads(a_path.read_text())["config"])
+                b = flat(json.loads(b_path.read_text())["config"])
+                keys[part] |= {k for k in set(a) | set(b)
+                               if a.get(k) != b.get(k) and not k.startswith(WHERE_KEYS)}  # fmt: skip
+        shown = ", ".join(sorted(keys["student"])) or "nothing"
+        text = f"- {name}: its student differs from the method's in {shown}"
+        if keys["guide"]:
+            text += f"; its guide in {', '.join(sorted(keys['guide']))}"
+        lines.append(text)
     return lines
 
 

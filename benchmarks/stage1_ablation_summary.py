@@ -1,5 +1,6 @@
 """The medium tier's stage-1 ablation table (benchmarks/stage1_ablation_medium_cpu.sh):
-split 0, *validation* kNN and probe (b), one run per row, each against the random-OOD control.
+split 0, *validation* kNN and probe (b), one run per row (a guide alone, SimCLR, or a whole
+pipeline: its student), each against the random-OOD control.
 
     python benchmarks/stage1_ablation_summary.py <log dir> --out <dir>
 
@@ -18,27 +19,40 @@ KEYS = ("all", "few", "std")
 STAGE1_KEYS = ("beta", "beta_normalization", "lambda_dd", "domain_loss")
 
 
+def stage1_settings(config: dict) -> dict:
+    method = config["method"]
+    settings = {k: method[k] for k in STAGE1_KEYS if k in method}
+    if "sampler" in method:
+        settings["sampler"] = method["sampler"]["strategy"]
+    return settings
+
+
+def id_epochs_of_images(r: dict) -> float:
+    """Images processed in ID epochs' worth: a guide's epoch adds ood.batch_ratio OOD images
+    per ID image."""
+    return r["epochs"] * (1 + ((r["config"].get("ood") or {}).get("batch_ratio", 0)))
+
+
 def collect(log_dir: Path) -> dict[str, dict]:
-    """{row: the run's validation metrics, images, seconds and stage-1 settings}."""
+    """{row: the run's validation metrics, images, seconds and stage-1 settings}; a pipeline
+    row (stage1_medium_method_*) is its student, with its guide's settings, images and time."""
     rows = {}
     for task in sorted(log_dir.glob(PREFIX + "*")):
         found = sorted(task.glob("multirun/*/results.json"))
-        if not found:
+        runs = found[:1] or sorted(task.glob("multirun/*/student/results.json"))[:1]
+        if not runs:
             continue
-        r = json.loads(found[0].read_text())
-        method = r["config"]["method"]
-        settings = {k: method[k] for k in STAGE1_KEYS if k in method}
-        if "sampler" in method:
-            settings["sampler"] = method["sampler"]["strategy"]
+        r = json.loads(runs[0].read_text())
+        parts = [r]
+        if not found:  # a pipeline: the guide first
+            parts.insert(0, json.loads((runs[0].parent.parent / "guide/results.json").read_text()))
         rows[task.name.removeprefix(PREFIX)] = {
             "knn": {k: r["val_metrics"]["knn"][k] for k in KEYS},
             "linear": {k: r["val_metrics"]["linear"][k] for k in KEYS},
-            # ID epochs of images: a guide's epoch adds ood.batch_ratio OOD images per ID image
-            "id_epochs_of_images": r["epochs"]
-            * (1 + (r["config"].get("ood") or {}).get("batch_ratio", 0)),
-            "train_seconds": r["train_time_s"],
-            "settings": settings,
-            "run": str(found[0].parent),
+            "id_epochs_of_images": sum(id_epochs_of_images(p) for p in parts),
+            "train_seconds": sum(p["train_time_s"] for p in parts),
+            "settings": stage1_settings(parts[0]["config"]),
+            "run": str(runs[0].parent),
         }
     return rows
 
