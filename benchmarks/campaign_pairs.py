@@ -68,15 +68,15 @@ WHERE_KEYS = ("task_name", "run_name", "paths.", "data.split_dir", "data.train_s
               "data.test_source.", "logger.", "trainer.default_root_dir", "ood", "ckpt_path")  # fmt: skip
 
 
-def images(log: Path, task: str, stage: str | None, unit: int) -> str:
+def images(log: Path, task: str, stage: str | None, unit: int) -> float | None:
     """Images processed by the run of one split (the first found), in units of `unit` ID
     epochs: a guide's epoch adds ood.batch_ratio OOD images per ID image; a pipeline's student
-    adds its guide's images."""
+    adds its guide's images. None when the task has no run."""
     found = sorted(
         (log / task / "multirun").glob(f"*split*/{stage + '/' if stage else ''}results.json")
     )
     if not found:
-        return "?"
+        return None
     total = 0.0
     runs = (
         [found[0]]
@@ -87,7 +87,11 @@ def images(log: Path, task: str, stage: str | None, unit: int) -> str:
         r = json.loads(path.read_text())
         ood = r["config"].get("ood") or {}
         total += r["epochs"] * (1 + (ood.get("batch_ratio", 0) if ood else 0))
-    return f"{total / unit:.3g}x"
+    return total / unit
+
+
+def times(value: float | None) -> str:
+    return "?" if value is None else f"{value:.3g}x"
 
 
 def tier_runs(log: Path, tier: str) -> dict[str, tuple[str, str | None, str]]:
@@ -101,24 +105,24 @@ def tier_runs(log: Path, tier: str) -> dict[str, tuple[str, str | None, str]]:
     unit = budgets[0] if budgets else 1
     method = f"campaign_final_one_schedule{tier}"
     specs = {
-        "guide alone": (method, "guide", images(log, method, "guide", unit)),
-        "method, one schedule": (method, "student", images(log, method, "student", unit)),
+        "guide alone": (method, "guide", times(images(log, method, "guide", unit))),
+        "method, one schedule": (method, "student", times(images(log, method, "student", unit))),
     }
     for task, name in ((f"campaign_final_random{tier}", "random-OOD control"),
                        (f"campaign_final_colt{tier}", "COLT-rule control"),
                        (f"campaign_final_guide{tier}", "tuned guide, whole budget")):  # fmt: skip
-        specs[name] = (task, None, images(log, task, None, unit))
+        specs[name] = (task, None, times(images(log, task, None, unit)))
     for path in sorted(log.glob(f"campaign_final_student_*{tier}")):
         variant = path.name.removeprefix("campaign_final_student_").removesuffix(tier)
         # the student's images are its guide's (step 3s) plus its own
         guide = images(log, method, "guide", unit)
         own = images(log, path.name, None, unit)
-        total = "?" if "?" in (guide, own) else f"{float(guide[:-1]) + float(own[:-1]):.3g}x"
-        specs[f"method, {variant.replace('_', ' ')}"] = (path.name, None, total)
+        total = None if None in (guide, own) else guide + own
+        specs[f"method, {variant.replace('_', ' ')}"] = (path.name, None, times(total))
     for task, name in ((f"campaign_final_10trials{tier}", "method, 10-trial settings"),
                        (f"campaign_final_retuned{tier}", "method, re-tuned stage 1")):  # fmt: skip
         if (log / task).is_dir():
-            specs[name] = (task, "student", images(log, task, "student", unit))
+            specs[name] = (task, "student", times(images(log, task, "student", unit)))
     # SimCLR's shortest budget is the same ID epochs; a longer one, the same images processed.
     for name, e in zip(
         ("SimCLR, same ID epochs", "SimCLR, same images"),
