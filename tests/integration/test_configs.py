@@ -94,3 +94,33 @@ def test_tuned_experiments_are_the_recorded_search_results(experiment, record):
         cfg = compose("pipeline", overrides=[f"experiment={experiment}"])
     for key, value in best.items():
         assert OmegaConf.select(cfg, current(key)) == value, key
+
+
+def test_medium_tier_preset_is_the_validation_choice_of_its_ablation():
+    """Provenance of experiment=method_tuned_medium_cpu: the small tier's tuned settings with the
+    stage 1 of the medium-tier ablation row that had the best *validation* kNN All among the
+    guide rows (benchmarks/results/stage1_ablation_medium_cpu/summary.json), on the medium model."""
+    import json
+
+    from hydra import compose, initialize_config_dir
+
+    root = Path(__file__).resolve().parents[2]
+    rows = json.loads(
+        (root / "benchmarks/results/stage1_ablation_medium_cpu/summary.json").read_text()
+    )
+    guides = {k: v for k, v in rows.items() if not k.startswith("method_") and k != "simclr"}
+    chosen = max(guides.values(), key=lambda r: r["knn"]["all"])["settings"]
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        medium = compose("pipeline", overrides=["experiment=method_tuned_medium_cpu"])
+        small = compose("pipeline", overrides=["experiment=method_tuned_cpu"])
+    method = medium.method
+    assert {
+        **{k: method[k] for k in chosen if k != "sampler"},
+        "sampler": method.sampler.strategy,
+    } == chosen
+    assert medium.model.backbone.width == 16 and medium.model.backbone.depths == [1, 1, 1, 1]
+    # the same stage 2, OOD schedule and sampler (unresolved: ${model...} differs by design)
+    for key in ("stages", "ood", "method.sampler"):
+        assert OmegaConf.to_container(OmegaConf.select(medium, key)) == OmegaConf.to_container(
+            OmegaConf.select(small, key)
+        ), key
