@@ -28,6 +28,8 @@ def medium_label(task: str, r: dict) -> str | None:
         return f"SimCLR, {r['epochs']} epochs"
     if task.startswith("campaign_final_one_schedule"):
         return {"student": "the method", "guide": "guide alone"}.get(r["method"], r["method"])
+    if task.startswith("campaign_final_retuned"):  # step 3u: its student only
+        return "the method, re-tuned stage 1" if r["method"] == "student" else None
     names = {"random": "random-OOD control", "colt": "COLT-rule control",
              "guide": "tuned guide, whole budget"}  # fmt: skip
     for control, name in names.items():
