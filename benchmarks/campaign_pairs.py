@@ -123,6 +123,13 @@ def tier_runs(log: Path, tier: str) -> dict[str, tuple[str, str | None, str]]:
                        (f"campaign_final_retuned{tier}", "method, re-tuned stage 1")):  # fmt: skip
         if (log / task).is_dir():
             specs[name] = (task, "student", times(images(log, task, "student", unit)))
+    retuned = f"campaign_final_retuned{tier}"
+    if (log / retuned).is_dir():  # its guide at mid-budget, against the method's "guide alone"
+        specs["re-tuned guide alone"] = (
+            retuned,
+            "guide",
+            times(images(log, retuned, "guide", unit)),
+        )
     # SimCLR's shortest budget is the same ID epochs; a longer one, the same images processed.
     for name, e in zip(
         ("SimCLR, same ID epochs", "SimCLR, same images"),
@@ -140,11 +147,18 @@ def tier_runs(log: Path, tier: str) -> dict[str, tuple[str, str | None, str]]:
 def tier_pairs(specs: dict) -> list[tuple[str, str]]:
     """TIER_PAIRS, then each other setting of the method against the method and SimCLR."""
     others = [n for n in specs if n.startswith("method, ") and n != "method, one schedule"]
-    return TIER_PAIRS + [
-        pair
-        for n in others
-        for pair in ((n, "method, one schedule"), (n, "SimCLR, same ID epochs"))
-    ]
+    retuned = "method, re-tuned stage 1"
+    extra = [(retuned, b) for b in ("SimCLR, same images", "random-OOD control",
+                                    "COLT-rule control", "re-tuned guide alone")]  # fmt: skip
+    return (
+        TIER_PAIRS
+        + (extra if retuned in specs else [])
+        + [
+            pair
+            for n in others
+            for pair in ((n, "method, one schedule"), (n, "SimCLR, same ID epochs"))
+        ]
+    )
 
 
 def flat(config: dict, prefix: str = "") -> dict:
