@@ -219,3 +219,28 @@ def test_readme_student_recipe_runs(tmp_path, tiny_guide, index):
     results = list((tmp_path / "outputs").rglob("results.json"))
     assert len(results) == 1
     assert_recorded(args, results[0])
+
+
+def test_readme_medium_preset_composes_as_written(tmp_path):
+    """The README's medium-tier preset line (section "The whole method") composes through the
+    ltcl-pipeline console command: the re-tuned stage 1 on the medium model (`--cfg job` prints
+    the composed config without training; the line's data paths need the shared copy)."""
+    line = next(
+        cmd for cmd in readme_lines("### The whole method: `ltcl-pipeline`") if "medium_cpu" in cmd
+    )
+    args = shlex.split(line)
+    assert args[0] == "ltcl-pipeline"
+    out = subprocess.run(
+        [str(BIN / args[0]), *args[1:], "--cfg", "job"],
+        capture_output=True,
+        text=True,
+        env=console_env(tmp_path),
+        timeout=120,
+        check=True,
+    ).stdout
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create(out)
+    assert cfg.method.beta == 0.0 and cfg.method.domain_loss == "supcon"
+    assert cfg.model.backbone.width == 16 and cfg.stages.total_epochs == 30
+    assert cfg.stages.student.method.k_pos == 5 and cfg.stages.one_schedule is True
