@@ -17,6 +17,7 @@ from pathlib import Path
 PREFIX = "stage1_medium_"
 KEYS = ("all", "few", "std")
 STAGE1_KEYS = ("beta", "beta_normalization", "lambda_dd", "domain_loss")
+STUDENT_KEYS = ("k_pos", "lambda_dl", "repulsion_weights")
 
 
 def stage1_settings(config: dict) -> dict:
@@ -27,31 +28,40 @@ def stage1_settings(config: dict) -> dict:
     return settings
 
 
+def student_settings(config: dict) -> dict:
+    method = config["method"]
+    return {k: method[k] for k in STUDENT_KEYS if k in method and "guide_checkpoint" in method}
+
+
 def id_epochs_of_images(r: dict) -> float:
     """Images processed in ID epochs' worth: a guide's epoch adds ood.batch_ratio OOD images
     per ID image."""
     return r["epochs"] * (1 + ((r["config"].get("ood") or {}).get("batch_ratio", 0)))
 
 
-def collect(log_dir: Path) -> dict[str, dict]:
-    """{row: the run's validation metrics, images, seconds and stage-1 settings}; a pipeline
-    row (stage1_medium_method_*) is its student, with its guide's settings, images and time."""
+def collect(log_dir: Path, prefix: str = PREFIX) -> dict[str, dict]:
+    """{row: the run's validation metrics, images, seconds and settings}; a student row (a
+    pipeline's, stage1_medium_method_*, or one trained from a guide checkpoint) adds its
+    guide's images and time, and shows the guide's stage-1 settings and its own."""
     rows = {}
-    for task in sorted(log_dir.glob(PREFIX + "*")):
-        found = sorted(task.glob("multirun/*/results.json"))
-        runs = found[:1] or sorted(task.glob("multirun/*/student/results.json"))[:1]
+    for task in sorted(log_dir.glob(prefix + "*")):
+        runs = sorted(task.glob("multirun/*/results.json"))[:1]
+        runs = runs or sorted(task.glob("multirun/*/student/results.json"))[:1]
         if not runs:
             continue
         r = json.loads(runs[0].read_text())
         parts = [r]
-        if not found:  # a pipeline: the guide first
-            parts.insert(0, json.loads((runs[0].parent.parent / "guide/results.json").read_text()))
-        rows[task.name.removeprefix(PREFIX)] = {
+        checkpoint = r["config"]["method"].get("guide_checkpoint")
+        if checkpoint:  # a student: its guide first
+            parts.insert(
+                0, json.loads((Path(checkpoint).parent.parent / "results.json").read_text())
+            )
+        rows[task.name.removeprefix(prefix)] = {
             "knn": {k: r["val_metrics"]["knn"][k] for k in KEYS},
             "linear": {k: r["val_metrics"]["linear"][k] for k in KEYS},
             "id_epochs_of_images": sum(id_epochs_of_images(p) for p in parts),
             "train_seconds": sum(p["train_time_s"] for p in parts),
-            "settings": stage1_settings(parts[0]["config"]),
+            "settings": {**stage1_settings(parts[0]["config"]), **student_settings(r["config"])},
             "run": str(runs[0].parent),
         }
     return rows
@@ -84,9 +94,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("log_dir", type=Path)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--prefix", default=PREFIX, help="the rows' task-name prefix")
+    parser.add_argument(
+        "--control", default="random_ood", help="the row the others are read against"
+    )
     args = parser.parse_args()
-    rows = collect(args.log_dir)
-    text = table(rows) + "\n"
+    rows = collect(args.log_dir, args.prefix)
+    text = table(rows, args.control) + "\n"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.md").write_text(text, encoding="utf-8")
     (args.out / "summary.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
