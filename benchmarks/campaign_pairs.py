@@ -181,12 +181,14 @@ def config_differences(log: Path, specs: dict, reference: str) -> list[str]:
         if not name.startswith("method, ") or name == reference:
             continue
         keys = {"student": set(), "guide": set()}
+        compared = 0
         for run in sorted((log / other / "multirun").glob("*split*")):
             split = next(p for p in run.name.split("_") if p.startswith("split"))
             ref = sorted((log / task / "multirun").glob(f"*_{split}_*/{stage}/results.json"))
             mine = run / other_stage / "results.json" if other_stage else run / "results.json"
             if not (ref and mine.is_file()):
                 continue
+            compared += 1
             pairs = {"student": (mine, ref[0])}
             if other_stage == "student":  # a whole pipeline: its guide too
                 pairs["guide"] = (
@@ -198,6 +200,9 @@ def config_differences(log: Path, specs: dict, reference: str) -> list[str]:
                 b = flat(json.loads(b_path.read_text())["config"])
                 keys[part] |= {k for k in set(a) | set(b)
                                if a.get(k) != b.get(k) and not k.startswith(WHERE_KEYS)}  # fmt: skip
+        if not compared:  # no split has both runs: say so rather than "differs in nothing"
+            lines.append(f"- {name}: no run of {reference!r} on its splits to compare with")
+            continue
         shown = ", ".join(sorted(keys["student"])) or "nothing"
         text = f"- {name}: its student differs from the method's in {shown}"
         if keys["guide"]:

@@ -4,7 +4,8 @@
 # Each row is a student from the guide of the split-0 pipeline that
 # benchmarks/stage1_ablation_medium_cpu.sh ran (task stage1_medium_method_<GUIDE_ROW>), with the
 # tuned student settings, the pipeline's one-schedule offsets and one component switched off;
-# the pipeline's own student is the reference row. Tasks stage2_medium_<row>; table:
+# the pipeline's own student is the reference row; plain_simclr_student switches all three off
+# (k_pos 0 and no repulsion weights make L_GCL NT-Xent): SimCLR continued from the guide. Tasks stage2_medium_<row>; table:
 # benchmarks/stage1_ablation_summary.py --prefix stage2_medium_ --control method.
 #   LTCL_LOG_DIR=<campaign log dir> bash benchmarks/stage2_ablation_medium_cpu.sh
 set -euo pipefail
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
 LOG=${LTCL_LOG_DIR:-outputs}
 GUIDE_ROW=${GUIDE_ROW:-beta_0}
-ROWS=${ROWS:-no_guided_positives,no_distillation,no_repulsion_weights}
+ROWS=${ROWS:-no_guided_positives,no_distillation,no_repulsion_weights,plain_simclr_student}
 OUT=benchmarks/results/stage2_ablation_medium_cpu
 best="$LOG/campaign_search/multirun/optimization_results.yaml"
 [ -f "$best" ] || best=benchmarks/results/campaign_cifar10_lt_cpu/search_best.yaml
@@ -25,6 +26,7 @@ declare -A rows=(
   [no_guided_positives]="method.k_pos=0"
   [no_distillation]="method.lambda_dl=0"
   [no_repulsion_weights]="method.repulsion_weights=false"
+  [plain_simclr_student]="method.k_pos=0 method.lambda_dl=0 method.repulsion_weights=false"
 )
 mkdir -p "$LOG/stage2_medium_method/multirun"  # the reference row: the pipeline's own student
 ln -sfn "$run/student" "$LOG/stage2_medium_method/multirun/$(basename "$run")"
