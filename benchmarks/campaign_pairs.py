@@ -214,7 +214,7 @@ def config_differences(log: Path, specs: dict, reference: str) -> list[str]:
 def per_class_table(log: Path, specs: dict, names: list[str]) -> list[str]:
     """Per-class test accuracy (kNN / probe (b)), mean over the splits, head to tail."""
     rows = {}
-    for name in names:
+    for name in (n for n in names if n in specs):  # a tier may lack a run (e.g. no SimCLR)
         task, stage, _ = specs[name]
         found = sorted(
             (log / task / "multirun").glob(f"*split*/{stage + '/' if stage else ''}results.json")

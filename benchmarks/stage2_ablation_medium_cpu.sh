@@ -5,7 +5,8 @@
 # benchmarks/stage1_ablation_medium_cpu.sh ran (task stage1_medium_method_<GUIDE_ROW>), with the
 # tuned student settings, the pipeline's one-schedule offsets and one component switched off;
 # the pipeline's own student is the reference row; plain_simclr_student switches all three off
-# (k_pos 0 and no repulsion weights make L_GCL NT-Xent): SimCLR continued from the guide. Tasks stage2_medium_<row>; table:
+# (k_pos 0 and no repulsion weights make L_GCL NT-Xent, tests/unit/test_stage2_losses.py):
+# SimCLR continued from the guide. Tasks stage2_medium_<row>; table:
 # benchmarks/stage1_ablation_summary.py --prefix stage2_medium_ --control method.
 #   LTCL_LOG_DIR=<campaign log dir> bash benchmarks/stage2_ablation_medium_cpu.sh
 set -euo pipefail
