@@ -96,6 +96,41 @@ def test_tuned_experiments_are_the_recorded_search_results(experiment, record):
         assert OmegaConf.select(cfg, current(key)) == value, key
 
 
+def test_medium_plain_student_preset_is_the_validation_choice_of_the_stage2_ablation():
+    """Provenance of experiment=method_tuned_medium_plain_student_cpu: the stage-2 ablation row with
+    the best *validation* kNN All (benchmarks/results/stage2_ablation_medium_cpu/summary.json,
+    split 0) on top of experiment=method_tuned_medium_cpu, which it changes in stage 2 only."""
+    import json
+
+    from hydra import compose, initialize_config_dir
+
+    root = Path(__file__).resolve().parents[2]
+    rows = json.loads(
+        (root / "benchmarks/results/stage2_ablation_medium_cpu/summary.json").read_text()
+    )
+    best_name, best = max(rows.items(), key=lambda item: item[1]["knn"]["all"])
+    assert best_name == "plain_simclr_student"
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        plain = compose("pipeline", overrides=["experiment=method_tuned_medium_plain_student_cpu"])
+        medium = compose("pipeline", overrides=["experiment=method_tuned_medium_cpu"])
+    student = plain.stages.student.method
+    stage1 = {"beta", "beta_normalization", "lambda_dd", "domain_loss"}
+    for key, value in best["settings"].items():
+        if key in stage1:
+            assert plain.method[key] == value, key
+        elif key == "sampler":
+            assert plain.method.sampler.strategy == value
+        else:
+            assert student[key] == value, key
+    # everything else is the medium preset's: the same guide, OOD schedule and model
+    plain_tree = OmegaConf.to_container(plain)
+    medium_tree = OmegaConf.to_container(medium)
+    for key in ("k_pos", "lambda_dl", "repulsion_weights"):
+        del plain_tree["stages"]["student"]["method"][key]
+        del medium_tree["stages"]["student"]["method"][key]
+    assert plain_tree == medium_tree
+
+
 def test_medium_tier_preset_is_the_validation_choice_of_its_ablation():
     """Provenance of experiment=method_tuned_medium_cpu: the small tier's tuned settings with the
     stage 1 of the medium-tier ablation row that had the best *validation* kNN All among the

@@ -221,12 +221,21 @@ def test_readme_student_recipe_runs(tmp_path, tiny_guide, index):
     assert_recorded(args, results[0])
 
 
-def test_readme_medium_preset_composes_as_written(tmp_path):
-    """The README's medium-tier preset line (section "The whole method") composes through the
-    ltcl-pipeline console command: the re-tuned stage 1 on the medium model (`--cfg job` prints
-    the composed config without training; the line's data paths need the shared copy)."""
+@pytest.mark.parametrize(
+    "preset, student_k_pos, student_lambda_dl",
+    [("method_tuned_medium_cpu", 5, 1.0), ("method_tuned_medium_plain_student_cpu", 0, 0.0)],
+)
+def test_readme_medium_preset_composes_as_written(
+    tmp_path, preset, student_k_pos, student_lambda_dl
+):
+    """The README's medium-tier preset lines (section "The whole method") compose through the
+    ltcl-pipeline console command: the re-tuned stage 1 on the medium model, with the method's
+    student or the plain one (`--cfg job` prints the composed config without training; the
+    line's data paths need the shared copy)."""
     line = next(
-        cmd for cmd in readme_lines("### The whole method: `ltcl-pipeline`") if "medium_cpu" in cmd
+        cmd
+        for cmd in readme_lines("### The whole method: `ltcl-pipeline`")
+        if f"experiment={preset} " in cmd
     )
     args = shlex.split(line)
     assert args[0] == "ltcl-pipeline"
@@ -243,4 +252,7 @@ def test_readme_medium_preset_composes_as_written(tmp_path):
     cfg = OmegaConf.create(out)
     assert cfg.method.beta == 0.0 and cfg.method.domain_loss == "supcon"
     assert cfg.model.backbone.width == 16 and cfg.stages.total_epochs == 30
-    assert cfg.stages.student.method.k_pos == 5 and cfg.stages.one_schedule is True
+    student = cfg.stages.student.method
+    assert student.k_pos == student_k_pos and student.lambda_dl == student_lambda_dl
+    assert student.repulsion_weights is (student_k_pos > 0)
+    assert cfg.stages.one_schedule is True
