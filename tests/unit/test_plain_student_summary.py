@@ -1,0 +1,79 @@
+"""benchmarks/plain_student_summary.py pairs runs by split and refuses pairs that are not one
+experiment apart (synthetic results.json files)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import plain_student_summary as summary  # noqa: E402
+
+
+def write(path: Path, knn_all: float, config: dict, seconds: float = 10.0) -> Path:
+    metrics = {
+        "knn": {"all": knn_all, "few": knn_all + 10, "std": 5.0},
+        "linear": {"all": knn_all + 4, "few": knn_all + 12, "std": 4.0},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"metrics": metrics, "train_time_s": seconds, "config": config}))
+    return path
+
+
+def student(k_pos: int, lambda_dl: float, weights: bool, guide: str) -> dict:
+    return {
+        "task_name": "any",
+        "method": {
+            "k_pos": k_pos,
+            "lambda_dl": lambda_dl,
+            "repulsion_weights": weights,
+            "guide_checkpoint": guide,
+            "delta": 0.9,
+        },  # fmt: skip
+    }
+
+
+def build(root: Path, split: int, simclr: float, method: float, plain: float) -> None:
+    pipe = root / f"{summary.PIPE_30}/pipeline_split{split}_a"
+    plain_pipe = root / f"{summary.PLAIN_30}/pipeline_split{split}_b"
+    write(root / f"runs_medium/campaign_final_simclr_images_e30_medium/multirun/s_split{split}_c/results.json", simclr, {})  # fmt: skip
+    for run in (pipe, plain_pipe):
+        write(run / "guide/results.json", 40.0, {"seed": 0}, seconds=5.0)
+    write(pipe / "student/results.json", method, student(5, 1.0, True, f"{pipe}/guide/checkpoints/last.ckpt"))  # fmt: skip
+    write(plain_pipe / "student/results.json", plain, student(0, 0.0, False, f"{plain_pipe}/guide/checkpoints/last.ckpt"))  # fmt: skip
+
+
+def test_pairs_are_differences_on_the_same_split(tmp_path):
+    build(tmp_path, 1, simclr=50.0, method=51.0, plain=53.0)
+    build(tmp_path, 2, simclr=52.0, method=52.5, plain=53.0)
+    part = summary.summarise(tmp_path)["30 ID epochs"]
+    pairs = {(p["a"].split(" (")[0], p["b"].split(" (")[0]): p for p in part["pairs"]}
+    plain_vs_simclr = pairs[("the plain student", "SimCLR, 30 epochs")]
+    assert plain_vs_simclr["splits"] == [1, 2]
+    assert [d[0] for d in plain_vs_simclr["diffs"]] == [3.0, 1.0]  # kNN All, per split
+    assert [d[0] for d in pairs[("the plain student", "the method")]["diffs"]] == [2.0, 0.5]
+    assert set(part["pairing_checked"]) == {1, 2}
+    text = summary.markdown(summary.summarise(tmp_path))
+    assert "+2.00 ± 1.00 (+3.00 / +1.00)" in text  # mean ± population std (per split)
+    assert "5 + 10" in text  # a student's time is its guide's plus its own
+
+
+def test_a_pair_that_differs_beyond_the_stage2_switches_is_refused(tmp_path):
+    build(tmp_path, 1, simclr=50.0, method=51.0, plain=53.0)
+    plain = next(tmp_path.glob(f"{summary.PLAIN_30}/*/student/results.json"))
+    record = json.loads(plain.read_text())
+    record["config"]["method"]["delta"] = 0.5
+    plain.write_text(json.dumps(record))
+    with pytest.raises(SystemExit, match="method.delta"):
+        summary.summarise(tmp_path)
+
+
+def test_a_pair_with_different_guides_is_refused(tmp_path):
+    build(tmp_path, 1, simclr=50.0, method=51.0, plain=53.0)
+    guide = next(tmp_path.glob(f"{summary.PLAIN_30}/*/guide/results.json"))
+    write(guide, 41.0, {"seed": 0})
+    with pytest.raises(SystemExit, match="guides .* differ"):
+        summary.summarise(tmp_path)
