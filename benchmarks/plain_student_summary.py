@@ -47,7 +47,7 @@ BUDGETS = {
         ("SimCLR, 100 epochs", "runs_medium_e100/campaign_final_simclr_images_e100_medium_e100/multirun/*_split{split}_*/results.json", "1x"),
         ("the re-tuned guide alone, 50 epochs", PIPE_100 + "/*_split{split}_*/guide/results.json", "0.625x"),
         ("the method (guide 50 + student 50)", PIPE_100 + "/*_split{split}_*/student/results.json", "1.125x"),
-        ("the plain student (guide 50 + SimCLR 50)", "runs_medium_e100/plain_student_medium_e100/*/*_split{split}_*/results.json", "1.125x"),
+        ("the plain student (guide 50 + SimCLR 50)", "runs_medium_e100/plain_student_medium_e100/*_split{split}_*/results.json", "1.125x"),
     ],
 }  # fmt: skip
 PAIRS = [  # (a, b): a minus b, where both exist
@@ -112,9 +112,7 @@ def guide_seconds(root: Path, path: Path, config: dict) -> float | None:
     sibling = path.parent.parent / "guide" / "results.json"
     pipeline = Path(checkpoint).parent.parent.parent.name
     found = (
-        [sibling]
-        if sibling.is_file()
-        else sorted(root.glob(f"*/*/multirun/{pipeline}/guide/results.json"))
+        [sibling] if sibling.is_file() else sorted(root.glob(f"**/{pipeline}/guide/results.json"))
     )
     return json.loads(found[0].read_text())["train_time_s"] if found else None
 
@@ -146,11 +144,14 @@ def summarise(root: Path) -> dict:
                     per_split[split] = {
                         "metrics": [r["metrics"][p][g] for p, g in METRICS],
                         "train_s": r["train_time_s"],
+                        "capped": r["epochs"] < r["config"]["trainer"]["max_epochs"],
                         "guide_train_s": guide_seconds(root, path, r["config"]),
                         "path": path,
                     }
             if per_split:
                 table[name] = {"images": images, "splits": per_split}
+        if not table:  # a budget not run (e.g. the GPU tier before a device was lent)
+            continue
         plain = next((n for n in table if n.startswith("the plain student")), None)
         method = next((n for n in table if n.startswith("the method")), None)
         checks = {
@@ -194,6 +195,9 @@ def markdown(report: dict) -> str:
         for name, entry in part["rows"].items():
             runs = entry["splits"]
             columns = list(zip(*(r["metrics"] for r in runs.values()), strict=True))
+            capped = [str(s) for s, r in runs.items() if r["capped"]]
+            if capped:  # stopped by trainer.max_time before its epochs: not at the budget
+                name = f"{name} **(stopped early on split {','.join(capped)})**"
             lines.append(row([name, ",".join(map(str, runs)), entry["images"],
                               *(mean_std(list(c)) for c in columns),
                               seconds_text(list(runs.values()))]))  # fmt: skip

@@ -13,13 +13,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import plain_student_summary as summary  # noqa: E402
 
 
-def write(path: Path, knn_all: float, config: dict, seconds: float = 10.0) -> Path:
+def write(
+    path: Path, knn_all: float, config: dict, seconds: float = 10.0, epochs: int = 30
+) -> Path:
     metrics = {
         "knn": {"all": knn_all, "few": knn_all + 10, "std": 5.0},
         "linear": {"all": knn_all + 4, "few": knn_all + 12, "std": 4.0},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"metrics": metrics, "train_time_s": seconds, "config": config}))
+    config = {**config, "trainer": {"max_epochs": 30}}
+    record = {"metrics": metrics, "train_time_s": seconds, "epochs": epochs, "config": config}
+    path.write_text(json.dumps(record))
     return path
 
 
@@ -77,3 +81,13 @@ def test_a_pair_with_different_guides_is_refused(tmp_path):
     write(guide, 41.0, {"seed": 0})
     with pytest.raises(SystemExit, match="guides .* differ"):
         summary.summarise(tmp_path)
+
+
+def test_a_run_stopped_before_its_epochs_is_flagged(tmp_path):
+    build(tmp_path, 1, simclr=50.0, method=51.0, plain=53.0)
+    simclr = next(
+        tmp_path.glob("runs_medium/campaign_final_simclr_images_e30_medium/*/*/results.json")
+    )
+    write(simclr, 50.0, {}, epochs=12)  # trainer.max_time stopped it at 12 of 30 epochs
+    text = summary.markdown(summary.summarise(tmp_path))
+    assert "SimCLR, 30 epochs **(stopped early on split 1)**" in text
