@@ -225,7 +225,8 @@ def markdown(report: dict) -> str:
 
 
 def plot(report: dict, path: Path) -> None:
-    """Probe (b) All and Few per row, one panel per budget, a dot per split."""
+    """Each run minus SimCLR at the same ID epochs (the budget's first row), probe (b) All and
+    Few, a dot per split and a bar for the mean, with the issue's target as dashed lines."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -233,23 +234,28 @@ def plot(report: dict, path: Path) -> None:
 
     fig, axes = plt.subplots(1, len(report), figsize=(7 * len(report), 4.5), squeeze=False)
     for ax, (budget, part) in zip(axes[0], report.items(), strict=True):
-        names = list(part["rows"])
-        for offset, (column, label) in enumerate(((3, "probe (b) All"), (4, "probe (b) Few"))):
+        reference, *names = list(part["rows"])
+        base = part["rows"][reference]["splits"]
+        for offset, (column, label, target) in enumerate(
+            ((3, "probe (b) All", 1.5), (4, "probe (b) Few", 3.0))
+        ):
+            x = [i + 0.2 * (offset * 2 - 1) for i in range(len(names))]
             means = []
-            for i, name in enumerate(names):
-                values = [r["metrics"][column] for r in part["rows"][name]["splits"].values()]
-                means.append(statistics.fmean(values))
-                ax.scatter([i + 0.2 * (offset * 2 - 1)] * len(values), values, s=10, c="k",
-                           zorder=3)  # fmt: skip
-            ax.bar([i + 0.2 * (offset * 2 - 1) for i in range(len(names))], means, width=0.4,
-                   label=label)  # fmt: skip
+            for xi, name in zip(x, names, strict=True):
+                runs = part["rows"][name]["splits"]
+                diffs = [r["metrics"][column] - base[s]["metrics"][column]
+                         for s, r in runs.items() if s in base]  # fmt: skip
+                means.append(statistics.fmean(diffs) if diffs else 0.0)
+                ax.scatter([xi] * len(diffs), diffs, s=10, c="k", zorder=3)
+            bars = ax.bar(x, means, width=0.4, label=label)
+            ax.axhline(target, ls="--", lw=1, color=bars.patches[0].get_facecolor(),
+                       label=f"target, {label.split()[-1]} (+{target:g})")  # fmt: skip
+        ax.axhline(0, color="k", lw=0.8)
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels([short(n) for n in names], rotation=30, ha="right", fontsize=8)
-        low = min(r["metrics"][3] for e in part["rows"].values() for r in e["splits"].values())
-        ax.set_ylim(low - 5, None)
-        ax.set_ylabel("test accuracy (%)")
-        ax.set_title(f"{budget} (dots: splits)")
-        ax.legend(fontsize=8)
+        ax.set_ylabel(f"test accuracy minus {short(reference)} (points)")
+        ax.set_title(f"{budget}, paired by split (dots: splits)")
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
