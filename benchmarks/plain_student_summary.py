@@ -19,9 +19,11 @@ import json
 import statistics
 from pathlib import Path
 
-METRICS = [("knn", "all"), ("knn", "few"), ("knn", "std"), ("linear", "all"), ("linear", "few"),
-           ("linear", "std")]  # fmt: skip
-HEADER = ["kNN All", "kNN Few", "kNN Std", "probe (b) All", "probe (b) Few", "probe (b) Std"]
+GROUPS = ("all", "many", "medium", "few", "std")
+METRICS = [(protocol, group) for protocol in ("knn", "linear") for group in GROUPS]
+HEADER = [f"{name} {group.capitalize() if group != 'std' else 'Std'}"
+          for name in ("kNN", "probe (b)") for group in GROUPS]  # fmt: skip
+PROBE_ALL, PROBE_FEW = HEADER.index("probe (b) All"), HEADER.index("probe (b) Few")
 # The keys the plain student changes, and keys in which two runs of one split may differ
 # without being different experiments (names, paths, where the guide checkpoint lies).
 SWITCHES = {"method.k_pos", "method.lambda_dl", "method.repulsion_weights"}
@@ -110,10 +112,13 @@ def guide_seconds(root: Path, path: Path, config: dict) -> float | None:
     if not checkpoint:
         return None
     sibling = path.parent.parent / "guide" / "results.json"
-    pipeline = Path(checkpoint).parent.parent.parent.name
-    found = (
-        [sibling] if sibling.is_file() else sorted(root.glob(f"**/{pipeline}/guide/results.json"))
-    )
+    if sibling.is_file():
+        found = [sibling]
+    else:  # <log>/<task>[/multirun]/<pipeline>/guide/checkpoints/last.ckpt: match task and run
+        parts = Path(checkpoint).parts
+        pipeline, task = parts[-4], parts[-5] if parts[-5] != "multirun" else parts[-6]
+        found = sorted(root.glob(f"**/{task}/**/{pipeline}/guide/results.json"))
+        found += sorted(root.glob(f"**/{task}/{pipeline}/guide/results.json"))
     return json.loads(found[0].read_text())["train_time_s"] if found else None
 
 
@@ -191,7 +196,10 @@ def markdown(report: dict) -> str:
     lines = []
     for budget, part in report.items():
         lines += [f"### {budget}, test, mean ± population std over splits", ""]
-        lines += [row(["run", "splits", "images", *HEADER, "train s"]), row(["---"] * 10)]
+        lines += [
+            row(["run", "splits", "images", *HEADER, "train s"]),
+            row(["---"] * (4 + len(HEADER))),
+        ]
         for name, entry in part["rows"].items():
             runs = entry["splits"]
             columns = list(zip(*(r["metrics"] for r in runs.values()), strict=True))
@@ -201,7 +209,11 @@ def markdown(report: dict) -> str:
             lines.append(row([name, ",".join(map(str, runs)), entry["images"],
                               *(mean_std(list(c)) for c in columns),
                               seconds_text(list(runs.values()))]))  # fmt: skip
-        lines += ["", row(["a minus b, paired by split", "splits", *HEADER]), row(["---"] * 8)]
+        lines += [
+            "",
+            row(["a minus b, paired by split", "splits", *HEADER]),
+            row(["---"] * (2 + len(HEADER))),
+        ]
         for pair in part["pairs"]:
             cells = []
             for column in zip(*pair["diffs"], strict=True):
@@ -213,7 +225,12 @@ def markdown(report: dict) -> str:
         lines += ["", "Pairing checked (plain student vs the method's student, per split): "
                   + "; ".join(f"split {s}: {how}" for s, how in part["pairing_checked"].items()),
                   ""]  # fmt: skip
-        lines += ["Per split:", "", row(["split", "run", *HEADER, "train s"]), row(["---"] * 9)]
+        lines += [
+            "Per split:",
+            "",
+            row(["split", "run", *HEADER, "train s"]),
+            row(["---"] * (3 + len(HEADER))),
+        ]
         for split in SPLITS:
             for name, entry in part["rows"].items():
                 run = entry["splits"].get(split)
@@ -237,7 +254,7 @@ def plot(report: dict, path: Path) -> None:
         reference, *names = list(part["rows"])
         base = part["rows"][reference]["splits"]
         for offset, (column, label, target) in enumerate(
-            ((3, "probe (b) All", 1.5), (4, "probe (b) Few", 3.0))
+            ((PROBE_ALL, "probe (b) All", 1.5), (PROBE_FEW, "probe (b) Few", 3.0))
         ):
             x = [i + 0.2 * (offset * 2 - 1) for i in range(len(names))]
             means = []

@@ -156,11 +156,29 @@ class StudentModule(ContrastiveModule):
         except ConfigError as error:
             raise ConfigError(f"guide checkpoint {self.guide_checkpoint}: {error}") from error
 
+    @property
+    def reads_guide_views(self) -> bool:
+        """Whether a loss term uses the guide's embeddings of the batch: guided positives,
+        force weights, density-aware repulsion, the positive bank or distillation. Without
+        them (k_pos 0, no repulsion weights, lambda_dl 0) the guide only initialises."""
+        return bool(
+            self.k_pos > 0
+            or self.repulsion_weights
+            or self.density_k > 0
+            or self.positive_bank is not None
+            or self.lambda_dl > 0
+        )
+
     # ---- training -----------------------------------------------------------------------
     def training_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         view1, view2 = batch["id"]["views"]
         images = torch.cat([view1, view2])
-        if self.distillation == BACKBONE_DISTILLATION:
+        if not self.reads_guide_views:
+            # The plain student: L_GCL is NT-Xent and no loss term reads the guide's views, so
+            # the frozen guide is not run; the student's own views stand in (never read).
+            u1, u2 = self.embed(images).chunk(2)
+            v1, v2 = u1.detach(), u2.detach()
+        elif self.distillation == BACKBONE_DISTILLATION:
             features = self.features(images)
             u1, u2 = F.normalize(self.projector(features), dim=1).chunk(2)
             with torch.no_grad():

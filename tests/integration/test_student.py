@@ -103,6 +103,54 @@ def test_student_starts_from_the_guide_or_from_scratch(guide_checkpoint):
         assert same is equal, init
 
 
+class GuideCalls(Callback):
+    """Counts the frozen guide's forward passes during training."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def on_train_start(self, trainer, pl_module):
+        pl_module.guide.register_forward_hook(lambda *_: setattr(self, "calls", self.calls + 1))
+        pl_module.guide.backbone.register_forward_hook(
+            lambda *_: setattr(self, "calls", self.calls + 1)
+        )
+
+
+PLAIN = ["method.k_pos=0", "method.lambda_dl=0", "method.repulsion_weights=false"]
+
+
+def test_plain_student_skips_the_guide_and_trains_the_same_weights(
+    tmp_path, guide_checkpoint, monkeypatch
+):
+    """With the three stage-2 switches off no loss reads the guide's views: the guide is not
+    run, and the weights are bit for bit those of a run that computes the guide's views."""
+    from ltcl.methods.student import StudentModule
+
+    extra = ["trainer.max_epochs=2", *PLAIN]
+    skipped = GuideCalls()
+    train(student(tmp_path / "skip", guide_checkpoint, extra), extra_callbacks=[skipped])
+    monkeypatch.setattr(StudentModule, "reads_guide_views", property(lambda self: True))
+    computed = GuideCalls()
+    train(student(tmp_path / "guide", guide_checkpoint, extra), extra_callbacks=[computed])
+    assert skipped.calls == 0 and computed.calls > 0
+    a, b = checkpoint(tmp_path / "skip"), checkpoint(tmp_path / "guide")
+    assert a["global_step"] == b["global_step"] == 6
+    for name, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][name]), name
+
+
+def test_any_guided_term_runs_the_guide(guide_checkpoint):
+    from hydra.utils import instantiate
+
+    for extra in (["method.k_pos=1"], ["method.repulsion_weights=true"], ["method.density_k=2"],
+                  ["method.positive_bank=64"], ["method.lambda_dl=0.5"]):  # fmt: skip
+        overrides = [*PLAIN, *extra]
+        cfg = student(Path("/tmp/unused"), guide_checkpoint, overrides)
+        assert instantiate(cfg.method, _convert_="all").reads_guide_views, extra
+    cfg = student(Path("/tmp/unused"), guide_checkpoint, PLAIN)
+    assert not instantiate(cfg.method, _convert_="all").reads_guide_views
+
+
 VARIANTS = [
     "method.positive_bank=200",
     "method.density_k=4",
