@@ -17,8 +17,20 @@ def write(
     path: Path, knn_all: float, config: dict, seconds: float = 10.0, epochs: int = 30
 ) -> Path:
     metrics = {
-        "knn": {"all": knn_all, "few": knn_all + 10, "std": 5.0},
-        "linear": {"all": knn_all + 4, "few": knn_all + 12, "std": 4.0},
+        "knn": {
+            "all": knn_all,
+            "many": knn_all - 8,
+            "medium": knn_all + 1,
+            "few": knn_all + 10,
+            "std": 5.0,
+        },
+        "linear": {
+            "all": knn_all + 4,
+            "many": knn_all - 4,
+            "medium": knn_all + 5,
+            "few": knn_all + 12,
+            "std": 4.0,
+        },
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     config = {**config, "trainer": {"max_epochs": 30}}
