@@ -68,6 +68,22 @@ def make_step(spec: dict, batch: int, bf16: bool):
     return step, n_params
 
 
+def round_robin(steps: dict, rounds: int, per_round: int) -> dict[str, list[float]]:
+    """Seconds per step of each callable, timed round-robin after one warm-up call each (so
+    that load on shared cores hits every one alike): one mean per round per callable."""
+    for step in steps.values():  # warm-up: allocator, oneDNN kernels
+        step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for r in range(rounds):
+        for name, step in steps.items():
+            started = time.perf_counter()
+            for _ in range(per_round):
+                step()
+            times[name].append((time.perf_counter() - started) / per_round)
+        print(f"round {r + 1}/{rounds} done", flush=True)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batch", type=int, default=256)
@@ -81,16 +97,7 @@ def main() -> None:
     steps["small w32, fp32 (no autocast)"] = make_step(
         CANDIDATES["small w32 (model=small)"], args.batch, False
     )
-    for step, _ in steps.values():  # warm-up: allocator, oneDNN kernels
-        step()
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for r in range(args.rounds):
-        for name, (step, _) in steps.items():
-            started = time.perf_counter()
-            for _ in range(args.steps):
-                step()
-            times[name].append((time.perf_counter() - started) / args.steps)
-        print(f"round {r + 1}/{args.rounds} done", flush=True)
+    times = round_robin({name: step for name, (step, _) in steps.items()}, args.rounds, args.steps)
     base = statistics.median(times["small w32 (model=small)"])
     rows = []
     for name, (_, n_params) in steps.items():

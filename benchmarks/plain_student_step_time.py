@@ -17,12 +17,11 @@ import argparse
 import json
 import platform
 import statistics
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from cpu_tier_throughput import native_bf16
+from cpu_tier_throughput import native_bf16, round_robin
 
 from ltcl.losses.guided import guided_contrastive_loss
 from ltcl.models.backbones import build_backbone
@@ -74,16 +73,7 @@ def main() -> None:
         "with the guide's forward (before)": make_step(MEDIUM, args.batch, bf16, True),
         "guide skipped (now)": make_step(MEDIUM, args.batch, bf16, False),
     }
-    for step in steps.values():  # warm-up: allocator, oneDNN kernels
-        step()
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for r in range(args.rounds):
-        for name, step in steps.items():
-            started = time.perf_counter()
-            for _ in range(args.steps):
-                step()
-            times[name].append((time.perf_counter() - started) / args.steps)
-        print(f"round {r + 1}/{args.rounds} done", flush=True)
+    times = round_robin(steps, args.rounds, args.steps)
     before, now = (statistics.median(t) for t in times.values())
     record = {
         "command": "python benchmarks/plain_student_step_time.py",

@@ -19,6 +19,8 @@ import json
 import statistics
 from pathlib import Path
 
+from campaign_pairs import WHERE_KEYS, flat, row
+
 GROUPS = ("all", "many", "medium", "few", "std")
 METRICS = [(protocol, group) for protocol in ("knn", "linear") for group in GROUPS]
 HEADER = [f"{name} {group.capitalize() if group != 'std' else 'Std'}"
@@ -27,9 +29,7 @@ PROBE_ALL, PROBE_FEW = HEADER.index("probe (b) All"), HEADER.index("probe (b) Fe
 # The keys the plain student changes, and keys in which two runs of one split may differ
 # without being different experiments (names, paths, where the guide checkpoint lies).
 SWITCHES = {"method.k_pos", "method.lambda_dl", "method.repulsion_weights"}
-WHERE = ("task_name", "run_name", "paths.", "data.split_dir", "data.train_source.",
-         "data.test_source.", "logger.", "trainer.default_root_dir", "ckpt_path",
-         "method.guide_checkpoint")  # fmt: skip
+WHERE = (*WHERE_KEYS, "method.guide_checkpoint")
 
 PIPE_30 = "runs_medium/campaign_final_retuned_medium/multirun"
 PLAIN_30 = "runs_medium_plain/campaign_final_retuned_medium_plain/multirun"
@@ -63,16 +63,6 @@ PAIRS = [  # (a, b): a minus b, where both exist
     ("the method", "SimCLR, 100 epochs"),
 ]
 SPLITS = (1, 2, 3)
-
-
-def flat(config: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in (config or {}).items():
-        if isinstance(value, dict):
-            out.update(flat(value, f"{prefix}{key}."))
-        else:
-            out[prefix + key] = value
-    return out
 
 
 def find(root: Path, pattern: str, split: int) -> Path | None:
@@ -186,10 +176,6 @@ def summarise(root: Path) -> dict:
 def mean_std(values: list[float]) -> str:
     std = statistics.pstdev(values) if len(values) > 1 else 0.0
     return f"{statistics.fmean(values):.2f} ± {std:.2f}"
-
-
-def row(cells: list[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
 
 
 def markdown(report: dict) -> str:
