@@ -1,11 +1,11 @@
 """The plain SimCLR student (stage 2's validation choice on the medium tier,
 experiment=method_tuned_medium_plain_student_cpu) against SimCLR, the method and the OOD
-controls on the splits never tuned on, at 30 and at 100 ID epochs (benchmarks/README.md 8.11).
+controls on the splits never tuned on, at 30, 100 and 200 ID epochs (benchmarks/README.md 8.11).
 
     python benchmarks/plain_student_summary.py [results dir] [--out <prefix>]
 
 Reads the copied results.json files under benchmarks/results/campaign_cifar10_lt_cpu
-(runs_medium, runs_medium_plain, runs_medium_e100) and writes <prefix>.md, <prefix>.json and
+(runs_medium, runs_medium_plain, runs_medium_e100, runs_medium_e200) and writes <prefix>.md, <prefix>.json and
 <prefix>.png: per split, mean ± population std over splits, and paired differences (each pair
 shares the split). Before it reports, it checks what the pairing assumes: the plain student
 differs from the method's student on the same split only in the three stage-2 switches, and
@@ -34,6 +34,8 @@ WHERE = (*WHERE_KEYS, "method.guide_checkpoint")
 PIPE_30 = "runs_medium/campaign_final_retuned_medium/multirun"
 PLAIN_30 = "runs_medium_plain/campaign_final_retuned_medium_plain/multirun"
 PIPE_100 = "runs_medium_e100/campaign_final_retuned_medium_e100/multirun"
+# 200 ID epochs: the shipped preset itself (experiment=method_tuned_medium_plain_student_cpu)
+PRESET_200 = "runs_medium_e200/campaign_final_plain_preset_medium_e200/multirun"
 # budget: [(row, glob of one split's results.json with {split}, images in SimCLR units)]
 BUDGETS = {
     "30 ID epochs": [
@@ -51,10 +53,16 @@ BUDGETS = {
         ("the method (guide 50 + student 50)", PIPE_100 + "/*_split{split}_*/student/results.json", "1.125x"),
         ("the plain student (guide 50 + SimCLR 50)", "runs_medium_e100/plain_student_medium_e100/*_split{split}_*/results.json", "1.125x"),
     ],
+    "200 ID epochs": [
+        ("SimCLR, 200 epochs", "runs_medium_e200/campaign_final_simclr_images_e200_medium_e200/multirun/*_split{split}_*/results.json", "1x"),
+        ("the re-tuned guide alone, 100 epochs", PRESET_200 + "/*_split{split}_*/guide/results.json", "0.625x"),
+        ("the plain student (guide 100 + SimCLR 100)", PRESET_200 + "/*_split{split}_*/student/results.json", "1.125x"),
+    ],
 }  # fmt: skip
 PAIRS = [  # (a, b): a minus b, where both exist
     ("the plain student", "SimCLR, 30 epochs"),
     ("the plain student", "SimCLR, 100 epochs"),
+    ("the plain student", "SimCLR, 200 epochs"),
     ("the plain student", "SimCLR, 34 epochs"),
     ("the plain student", "the method"),
     ("the plain student", "SimCLR + random OOD"),

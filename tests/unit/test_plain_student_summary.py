@@ -103,3 +103,20 @@ def test_a_run_stopped_before_its_epochs_is_flagged(tmp_path):
     write(simclr, 50.0, {}, epochs=12)  # trainer.max_time stopped it at 12 of 30 epochs
     text = summary.markdown(summary.summarise(tmp_path))
     assert "SimCLR, 30 epochs **(stopped early on split 1)**" in text
+
+
+def test_the_preset_at_200_epochs_is_paired_with_simclr_200_alone(tmp_path):
+    """At 200 ID epochs only the preset's own pipeline ran (no method student to pair with):
+    its plain student is compared with SimCLR 200 on the same split, its guide time is its
+    sibling guide's, and a budget without runs is left out of the report."""
+    run = tmp_path / f"{summary.PRESET_200}/pipeline_cifar10_lt_r100_split1_seed0_e0"
+    write(tmp_path / "runs_medium_e200/campaign_final_simclr_images_e200_medium_e200/multirun/s_split1_c/results.json", 60.0, {})  # fmt: skip
+    write(run / "guide/results.json", 58.0, {"seed": 0}, seconds=7.0)
+    write(run / "student/results.json", 61.5, student(0, 0.0, False, f"{run}/guide/checkpoints/last.ckpt"), seconds=3.0)  # fmt: skip
+    report = summary.summarise(tmp_path)
+    assert list(report) == ["200 ID epochs"]
+    part = report["200 ID epochs"]
+    pairs = {(p["a"].split(" (")[0], p["b"]): p for p in part["pairs"]}
+    assert [d[0] for d in pairs[("the plain student", "SimCLR, 200 epochs")]["diffs"]] == [1.5]
+    assert part["pairing_checked"] == {}
+    assert "7 + 3" in summary.markdown(report)
