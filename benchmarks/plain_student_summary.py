@@ -120,6 +120,15 @@ def guide_seconds(root: Path, path: Path, config: dict) -> float | None:
     return json.loads(found[0].read_text())["train_time_s"] if found else None
 
 
+def ranked_per_class(record: dict) -> dict:
+    """Per-class test accuracies (probe (b), kNN) ordered head to tail by training count."""
+    per_class = record["per_class"]
+    order = sorted(range(len(per_class["train_count"])), key=lambda c: -per_class["train_count"][c])
+    return {key: [per_class[name][c] for c in order]
+            for key, name in (("train_count", "train_count"), ("linear", "linear_acc"),
+                              ("knn", "knn_acc"))}  # fmt: skip
+
+
 def seconds_text(runs: list[dict]) -> str:
     """Mean training seconds over splits, as "guide + student" for a student."""
     own = statistics.fmean(r["train_s"] for r in runs)
@@ -149,6 +158,7 @@ def summarise(root: Path) -> dict:
                         "train_s": r["train_time_s"],
                         "capped": r["epochs"] < r["config"]["trainer"]["max_epochs"],
                         "guide_train_s": guide_seconds(root, path, r["config"]),
+                        "per_class": ranked_per_class(r),
                         "path": path,
                     }
             if per_split:
@@ -271,6 +281,64 @@ def plot(report: dict, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+PER_CLASS_ROWS = ("the method", "the plain student", "SimCLR + random OOD")
+PER_CLASS_COLOURS = {"the method": "C1", "the plain student": "C2", "SimCLR + random OOD": "C0"}
+
+
+def per_class_differences(part: dict) -> dict:
+    """Per class (head to tail), each of PER_CLASS_ROWS minus SimCLR at the same ID epochs (the
+    budget's first row), probe (b) test accuracy, one list per split both ran."""
+    reference, *names = list(part["rows"])
+    base = part["rows"][reference]["splits"]
+    out = {}
+    for name in names:
+        if not name.startswith(PER_CLASS_ROWS):
+            continue
+        runs = part["rows"][name]["splits"]
+        out[name] = {
+            s: [a - b for a, b in zip(r["per_class"]["linear"], base[s]["per_class"]["linear"],
+                                      strict=True)]
+            for s, r in runs.items() if s in base
+        }  # fmt: skip
+    counts = [statistics.fmean(c) for c in zip(*(r["per_class"]["train_count"] for r in base.values()), strict=True)]  # fmt: skip
+    return {"reference": reference, "train_count": counts, "differences": out}
+
+
+def plot_per_class(report: dict, path: Path) -> None:
+    """Where the gain lands: per-class probe (b) accuracy minus SimCLR's, classes from head to
+    tail, mean over splits (line) and each split (dots), one panel per budget."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(report), figsize=(6.5 * len(report), 4.5), squeeze=False)
+    for ax, (budget, part) in zip(axes[0], report.items(), strict=True):
+        data = per_class_differences(part)
+        ranks = range(len(data["train_count"]))
+        for name, per_split in data["differences"].items():
+            if not per_split:
+                continue
+            kind = next(k for k in PER_CLASS_ROWS if name.startswith(k))
+            x = [r + 0.12 * (PER_CLASS_ROWS.index(kind) - 1) for r in ranks]
+            columns = list(zip(*per_split.values(), strict=True))
+            label = f"{short(name)} (splits {','.join(map(str, per_split))})"
+            ax.plot(x, [statistics.fmean(c) for c in columns], marker="o", label=label,
+                    color=PER_CLASS_COLOURS[kind])  # fmt: skip
+            for split_diffs in per_split.values():
+                ax.scatter(x, split_diffs, s=8, color=PER_CLASS_COLOURS[kind], alpha=0.5)
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xticks(list(ranks))
+        ax.set_xticklabels([f"{c:.0f}" for c in data["train_count"]], fontsize=8)
+        ax.set_xlabel("training images of the class (head -> tail)")
+        ax.set_ylabel(f"probe (b) accuracy minus {short(data['reference'])} (points)")
+        ax.set_title(f"{budget}: per-class gain over SimCLR, test")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("root", nargs="?", default="benchmarks/results/campaign_cifar10_lt_cpu")
@@ -302,11 +370,13 @@ def main() -> None:
                 for p in part["pairs"]
             ],
             "pairing_checked": {str(s): how for s, how in part["pairing_checked"].items()},
+            "per_class_probe_b_minus_simclr": per_class_differences(part),
         }
         for budget, part in report.items()
     }
     out.with_suffix(".json").write_text(json.dumps(serialisable, indent=1))
     plot(report, out.with_suffix(".png"))
+    plot_per_class(report, out.with_name(out.name + "_per_class.png"))
     print(text)
 
 

@@ -34,7 +34,14 @@ def write(
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     config = {**config, "trainer": {"max_epochs": 30}}
-    record = {"metrics": metrics, "train_time_s": seconds, "epochs": epochs, "config": config}
+    counts = [4500, 2697, 1617, 969, 581, 348, 208, 125, 75, 45]
+    per_class = {  # listed tail first, so that the summary must order them by count
+        "train_count": counts[::-1],
+        "linear_acc": [knn_all + 4 + c for c in range(10)][::-1],
+        "knn_acc": [knn_all + c for c in range(10)][::-1],
+    }
+    record = {"metrics": metrics, "train_time_s": seconds, "epochs": epochs, "config": config,
+              "per_class": per_class}  # fmt: skip
     path.write_text(json.dumps(record))
     return path
 
@@ -120,3 +127,18 @@ def test_the_preset_at_200_epochs_is_paired_with_simclr_200_alone(tmp_path):
     assert [d[0] for d in pairs[("the plain student", "SimCLR, 200 epochs")]["diffs"]] == [1.5]
     assert part["pairing_checked"] == {}
     assert "7 + 3" in summary.markdown(report)
+
+
+def test_per_class_differences_are_ranked_head_to_tail_and_paired_by_split(tmp_path):
+    build(tmp_path, 1, simclr=50.0, method=51.0, plain=53.0)
+    build(tmp_path, 2, simclr=52.0, method=52.5, plain=53.0)
+    part = summary.summarise(tmp_path)["30 ID epochs"]
+    data = summary.per_class_differences(part)
+    assert data["reference"] == "SimCLR, 30 epochs"
+    assert data["train_count"] == [4500, 2697, 1617, 969, 581, 348, 208, 125, 75, 45]
+    plain = next(v for k, v in data["differences"].items() if k.startswith("the plain student"))
+    assert plain == {1: [3.0] * 10, 2: [1.0] * 10}  # each class, same split, plain minus SimCLR
+    ranked = part["rows"]["SimCLR, 30 epochs"]["splits"][1]["per_class"]
+    assert ranked["linear"][0] == 54.0 and ranked["linear"][-1] == 63.0  # head class first
+    summary.plot_per_class(summary.summarise(tmp_path), tmp_path / "per_class.png")
+    assert (tmp_path / "per_class.png").stat().st_size > 0
