@@ -159,3 +159,45 @@ def test_medium_tier_preset_is_the_validation_choice_of_its_ablation():
         assert OmegaConf.to_container(OmegaConf.select(medium, key)) == OmegaConf.to_container(
             OmegaConf.select(small, key)
         ), key
+
+
+def test_medium_plain_student_preset_reproduces_the_recorded_campaign_runs(tmp_path):
+    """The preset's README line (with the campaign's CPU batch settings) gives both stages the
+    settings of the recorded runs its numbers come from (runs_medium_plain, split 1), every key
+    but where files live and what runs are called: a user of the preset reruns what was measured
+    (this caught the OOD candidate draw, 20,000 in every campaign run, missing from the preset)."""
+    import json
+    import sys
+
+    from hydra import compose, initialize_config_dir
+
+    from ltcl.pipeline import stage_config
+
+    root = Path(__file__).resolve().parents[2]
+    sys.path.insert(0, str(root / "benchmarks"))
+    from campaign_pairs import flat
+
+    runs = root / "benchmarks/results/campaign_cifar10_lt_cpu/runs_medium_plain"
+    recorded = next(runs.glob("campaign_final_retuned_medium_plain/multirun/*_split1_*"))
+    overrides = [
+        "experiment=method_tuned_medium_plain_student_cpu", "data=cifar10_lt_folder",
+        "ood=tinyimagenet", "stages.total_epochs=30", "stages.one_schedule=true",
+        "trainer=cpu", "data.global_batch_size=256", "trainer.enable_progress_bar=false",
+        "trainer.check_val_every_n_epoch=1000", "data.split.seed=1",
+        "eval.protocols=[knn,linear_b]",
+    ]  # fmt: skip
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        cfg = compose("pipeline", overrides=overrides)
+    where = ("task_name", "run_name", "paths.", "data.split_dir", "logger.",
+             "trainer.default_root_dir", "method.guide_checkpoint")  # fmt: skip
+    for stage in ("guide", "student"):
+        composed = flat(OmegaConf.to_container(stage_config(cfg, stage, tmp_path), resolve=True))
+        ran = flat(json.loads((recorded / stage / "results.json").read_text())["config"])
+        differ = {
+            key
+            for key in set(composed) | set(ran)
+            if composed.get(key) != ran.get(key)
+            and not key.startswith(where)
+            and not key.endswith((".root", ".archive", ".cache_dir"))
+        }
+        assert not differ, (stage, {k: (composed.get(k), ran.get(k)) for k in differ})

@@ -256,3 +256,5 @@ def test_readme_medium_preset_composes_as_written(
     assert student.k_pos == student_k_pos and student.lambda_dl == student_lambda_dl
     assert student.repulsion_weights is (student_k_pos > 0)
     assert cfg.stages.one_schedule is True
+    # the OOD candidate draw every campaign run used, so that the line reproduces them
+    assert cfg.ood.candidates_per_round == 20000
