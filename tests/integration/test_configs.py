@@ -161,11 +161,18 @@ def test_medium_tier_preset_is_the_validation_choice_of_its_ablation():
         ), key
 
 
-def test_medium_plain_student_preset_reproduces_the_recorded_campaign_runs(tmp_path):
-    """The preset's README line (with the campaign's CPU batch settings) gives both stages the
-    settings of the recorded runs its numbers come from (runs_medium_plain, split 1), every key
-    but where files live and what runs are called: a user of the preset reruns what was measured
-    (this caught the OOD candidate draw, 20,000 in every campaign run, missing from the preset)."""
+@pytest.mark.parametrize(
+    ("preset", "recorded_runs"),
+    [
+        ("method_tuned_medium_cpu", "runs_medium/campaign_final_retuned_medium"),
+        ("method_tuned_medium_plain_student_cpu", "runs_medium_plain/campaign_final_retuned_medium_plain"),
+    ],
+)  # fmt: skip
+def test_medium_presets_reproduce_the_recorded_campaign_runs(tmp_path, preset, recorded_runs):
+    """Each preset's README line (with the campaign's CPU batch settings) gives both stages the
+    settings of the recorded runs its numbers come from (split 1), every key but where files
+    live and what runs are called: a user of the preset reruns what was measured (this caught
+    the OOD candidate draw, 20,000 in every campaign run, missing from the presets)."""
     import json
     import sys
 
@@ -177,10 +184,10 @@ def test_medium_plain_student_preset_reproduces_the_recorded_campaign_runs(tmp_p
     sys.path.insert(0, str(root / "benchmarks"))
     from campaign_pairs import flat
 
-    runs = root / "benchmarks/results/campaign_cifar10_lt_cpu/runs_medium_plain"
-    recorded = next(runs.glob("campaign_final_retuned_medium_plain/multirun/*_split1_*"))
+    runs = root / "benchmarks/results/campaign_cifar10_lt_cpu" / recorded_runs
+    recorded = next(runs.glob("multirun/*_split1_*"))
     overrides = [
-        "experiment=method_tuned_medium_plain_student_cpu", "data=cifar10_lt_folder",
+        f"experiment={preset}", "data=cifar10_lt_folder",
         "ood=tinyimagenet", "stages.total_epochs=30", "stages.one_schedule=true",
         "trainer=cpu", "data.global_batch_size=256", "trainer.enable_progress_bar=false",
         "trainer.check_val_every_n_epoch=1000", "data.split.seed=1",
