@@ -258,3 +258,58 @@ def test_readme_medium_preset_composes_as_written(
     assert cfg.stages.one_schedule is True
     # the OOD candidate draw every campaign run used, so that the line reproduces them
     assert cfg.ood.candidates_per_round == 20000
+
+
+# The campaign's recipes: the search line runs (tiny, slow tier); the script lines name scripts
+# that exist, parse, and read every variable the line sets.
+CAMPAIGN_SECTION = "### The effectiveness campaign: tune on validation, test on unseen splits"
+CAMPAIGN = readme_lines(CAMPAIGN_SECTION)
+
+
+def test_campaign_script_lines_set_only_variables_their_scripts_read():
+    scripts = [line for line in CAMPAIGN if " bash benchmarks/" in f" {line}"]
+    assert len(scripts) >= 4
+    for line in scripts:
+        words = shlex.split(line)
+        at = words.index("bash")
+        script = REPO_ROOT / words[at + 1]
+        assert script.is_file(), line
+        assert subprocess.run(["bash", "-n", str(script)]).returncode == 0, script
+        text = script.read_text()
+        if "campaign_cifar10_lt_cpu.sh" in text and script.name != "campaign_cifar10_lt_cpu.sh":
+            text += (REPO_ROOT / "benchmarks/campaign_cifar10_lt_cpu.sh").read_text()
+        for word in words[:at]:
+            assert "=" in word, f"{line}: {word!r} is not a VAR=value before bash"
+            name = word.split("=", 1)[0]
+            assert re.search(rf"\${{?{name}\b", text), f"{script.name} does not read {name}"
+    python = [line for line in CAMPAIGN if line.startswith("python benchmarks/")]
+    assert python and all((REPO_ROOT / shlex.split(line)[1]).is_file() for line in python)
+
+
+@pytest.mark.slow
+def test_campaign_search_runs_as_written_and_optimises_validation(tmp_path):
+    """The README's search line, on the embedded data with a tiny budget and 2 trials: each
+    trial trains its own pipeline, and the best value Optuna reports is the best student's
+    *validation* kNN All, not its test number."""
+    line = next(cmd for cmd in CAMPAIGN if "hparams_search=method_val" in cmd)
+    swap = {"data=cifar10_lt_folder": "data=embedded", "ood=tinyimagenet": "ood=embedded",
+            "stages.total_epochs=16": "stages.total_epochs=2"}  # fmt: skip
+    args = [swap.get(a, a) for a in shlex.split(line)[1:]]
+    assert set(swap.values()) <= set(args), "the README's search line changed: update the swap"
+    tiny = [*TINY[1:], "hydra.sweeper.n_trials=2", "ood.source.num_crops=200",
+            "method.sampler.kmeans_iterations=5", "method.sampler.refine_iterations=5"]  # fmt: skip
+    done = run_console("ltcl-pipeline", [*args, *tiny], tmp_path, cwd=tmp_path, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "method_val.db").is_file()  # the study resumes from here
+    multirun = tmp_path / "outputs" / "pipeline" / "multirun"
+    students = [json.loads(p.read_text()) for p in multirun.glob("*/student/results.json")]
+    assert len(students) == 2 and len({s["run_hash"] for s in students}) == 2
+    best = yaml_load(multirun / "optimization_results.yaml")["best_value"]
+    assert best == max(s["val_metrics"]["knn"]["all"] for s in students)
+    assert best != max(s["metrics"]["knn"]["all"] for s in students)
+
+
+def yaml_load(path: Path) -> dict:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(OmegaConf.load(path))
