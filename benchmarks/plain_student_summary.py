@@ -226,9 +226,9 @@ def markdown(report: dict) -> str:
                 cells.append(f"{'' if mean.startswith('-') else '+'}{mean} ({per_split})")
             lines.append(row([f"{short(pair['a'])} − {short(pair['b'])}",
                               ",".join(map(str, pair["splits"])), *cells]))  # fmt: skip
+        checked = "; ".join(f"split {s}: {how}" for s, how in part["pairing_checked"].items())
         lines += ["", "Pairing checked (plain student vs the method's student, per split): "
-                  + "; ".join(f"split {s}: {how}" for s, how in part["pairing_checked"].items()),
-                  ""]  # fmt: skip
+                  + (checked or "no method student at this budget"), ""]  # fmt: skip
         lines += [
             "Per split:",
             "",
