@@ -229,6 +229,7 @@ def markdown(report: dict) -> str:
         checked = "; ".join(f"split {s}: {how}" for s, how in part["pairing_checked"].items())
         lines += ["", "Pairing checked (plain student vs the method's student, per split): "
                   + (checked or "no method student at this budget"), ""]  # fmt: skip
+        lines += per_class_lines(part)
         lines += [
             "Per split:",
             "",
@@ -302,6 +303,24 @@ def per_class_differences(part: dict) -> dict:
         }  # fmt: skip
     counts = [statistics.fmean(c) for c in zip(*(r["per_class"]["train_count"] for r in base.values()), strict=True)]  # fmt: skip
     return {"reference": reference, "train_count": counts, "differences": out}
+
+
+def per_class_lines(part: dict) -> list[str]:
+    """The per-class differences as a table: mean over splits per class, head to tail, and the
+    means over the 3 largest, 4 middle and 3 smallest classes (CIFAR-10's 10 classes)."""
+    data = per_class_differences(part)
+    counts = [f"{c:.0f}" for c in data["train_count"]]
+    lines = [f"Per class, probe (b) minus {data['reference']}, mean over splits (head -> tail):",
+             "", row(["run", "splits", *counts, "3 largest", "4 middle", "3 smallest"]),
+             row(["---"] * (5 + len(counts)))]  # fmt: skip
+    for name, per_split in data["differences"].items():
+        if not per_split:
+            continue
+        means = [statistics.fmean(c) for c in zip(*per_split.values(), strict=True)]
+        groups = [statistics.fmean(g) for g in (means[:3], means[3:-3], means[-3:])]
+        lines.append(row([short(name), ",".join(map(str, per_split)),
+                          *(f"{m:+.2f}" for m in means + groups)]))  # fmt: skip
+    return [*lines, ""]
 
 
 def plot_per_class(report: dict, path: Path) -> None:

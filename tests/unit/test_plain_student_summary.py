@@ -140,5 +140,7 @@ def test_per_class_differences_are_ranked_head_to_tail_and_paired_by_split(tmp_p
     assert plain == {1: [3.0] * 10, 2: [1.0] * 10}  # each class, same split, plain minus SimCLR
     ranked = part["rows"]["SimCLR, 30 epochs"]["splits"][1]["per_class"]
     assert ranked["linear"][0] == 54.0 and ranked["linear"][-1] == 63.0  # head class first
+    table = "\n".join(summary.per_class_lines(part))
+    assert "| the plain student | 1,2 | " + " | ".join(["+2.00"] * 13) + " |" in table
     summary.plot_per_class(summary.summarise(tmp_path), tmp_path / "per_class.png")
     assert (tmp_path / "per_class.png").stat().st_size > 0
