@@ -17,7 +17,7 @@ import torch
 
 from ltcl.errors import ConfigError
 from ltcl.ood.budgets import REMAINDER_RULES
-from ltcl.ood.strategies import STRATEGIES, TAIL_SCORES
+from ltcl.ood.strategies import BATCH_MODES, KMEANS_BACKENDS, STRATEGIES, TAIL_SCORES
 from ltcl.utils.validate import check_decay, check_int, check_positive
 
 
@@ -47,6 +47,8 @@ class SamplerConfig:
     kmeans_inits: int = 1
     budget_remainder: str = "largest"
     tail_score: str = "per_view"
+    kmeans: str = "ltcl"
+    batch_mode: str = "add"
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -73,6 +75,21 @@ class SamplerConfig:
         if self.tail_score not in TAIL_SCORES:
             raise ConfigError(
                 f"unknown method.sampler.tail_score '{self.tail_score}': use one of {TAIL_SCORES}"
+            )
+        if self.kmeans not in KMEANS_BACKENDS:
+            raise ConfigError(
+                f"unknown method.sampler.kmeans '{self.kmeans}': use one of {KMEANS_BACKENDS} "
+                "(sklearn: scikit-learn's KMeans with random_state 0, as COLT's code)"
+            )
+        if self.kmeans == "sklearn" and self.strategy != "colt":
+            raise ConfigError(
+                "method.sampler.kmeans=sklearn is COLT's clustering and only the colt strategy "
+                f"reads it (strategy here: {self.strategy}): set method.sampler.kmeans=ltcl"
+            )
+        if self.batch_mode not in BATCH_MODES:
+            raise ConfigError(
+                f"unknown method.sampler.batch_mode '{self.batch_mode}': use add (the picks on top "
+                "of each ID batch) or mix (COLT's code: the picks joined to the ID set and shuffled)"
             )
         if self.budget_remainder not in REMAINDER_RULES:
             raise ConfigError(

@@ -36,7 +36,7 @@ from ltcl.ood.budgets import (
     pick_random,
     softmax_tail_budgets,
 )
-from ltcl.ood.clustering import cluster_id_embeddings, student_t_assignments
+from ltcl.ood.clustering import ClusteringResult, cluster_id_embeddings, student_t_assignments
 from ltcl.ood.tail_score import colt_tail_score, topk_negative_mass
 from ltcl.per_sample import PerSampleEMA
 
@@ -150,7 +150,15 @@ class ColtStrategy(SamplingStrategy):
 
     def select(self, id_z, candidate_z, seed):
         started = time.perf_counter()
-        clustering = self._cluster(id_z, seed, refine=False)
+        if self.config.kmeans == "sklearn":
+            clustering = sklearn_kmeans(
+                id_z,
+                self.config.num_clusters,
+                self.config.kmeans_inits,
+                self.config.kmeans_iterations,
+            )
+        else:
+            clustering = self._cluster(id_z, seed, refine=False)
         clustered = time.perf_counter()
         sizes = clustering.cluster_sizes.cpu().numpy()
         assignment = clustering.pseudo_labels.cpu().numpy()
@@ -179,6 +187,25 @@ class ColtStrategy(SamplingStrategy):
             self.tail_scores.load_state_dict(state["tail_scores"])
 
 
+def sklearn_kmeans(z: torch.Tensor, num_clusters: int, n_init: int, max_iter: int):
+    """COLT's clustering (``train_simCLR.sample_ood``): scikit-learn's KMeans with
+    ``random_state=0`` on the float32 embeddings. COLT ran it with the scikit-learn of its time,
+    whose default ``n_init`` was 10; it is passed explicitly (newer releases default to 1)."""
+    from sklearn.cluster import KMeans
+
+    x = z.detach().float().cpu().numpy()
+    km = KMeans(n_clusters=num_clusters, random_state=0, n_init=n_init, max_iter=max_iter).fit(x)
+    labels = torch.from_numpy(km.labels_.astype(np.int64))
+    return ClusteringResult(
+        centroids=torch.from_numpy(km.cluster_centers_).to(z.device, torch.float32),
+        q=torch.nn.functional.one_hot(labels, num_clusters).float(),
+        pseudo_labels=labels.to(z.device),
+        cluster_sizes=torch.bincount(labels, minlength=num_clusters).to(z.device),
+        kmeans_inertia=float(km.inertia_),
+        kl_losses=[],
+    )
+
+
 def _clustered_selection(local, labels, sizes, budgets, clustering, started, clustered):
     return Selection(
         local,
@@ -194,6 +221,11 @@ def _clustered_selection(local, labels, sizes, budgets, clustering, started, clu
 # per_view: top-k negative mass per view over the ID rows, then the mean of the two views;
 # colt: COLT's own form (scored against the whole ID + OOD batch, views averaged before top-k).
 TAIL_SCORES = ("per_view", "colt")
+# ltcl: k-means++ / Lloyd in PyTorch (ltcl.ood.kmeans); sklearn: COLT's call,
+# KMeans(n_clusters, random_state=0) on the normalised ID embeddings.
+KMEANS_BACKENDS = ("ltcl", "sklearn")
+# How the picks join training: add (on top of every ID batch) | mix (COLT: into the ID set).
+BATCH_MODES = ("add", "mix")
 
 STRATEGIES: dict[str, type[SamplingStrategy]] = {
     s.name: s for s in (KLClusterStrategy, ColtStrategy, RandomStrategy)
