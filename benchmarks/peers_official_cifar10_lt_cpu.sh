@@ -25,9 +25,9 @@ ood=(ood=tinyimagenet ood.candidates_per_round=20000 method.sampler.warmup_epoch
 mkdir -p "$OUT"
 for split in $SPLITS; do
   "$BIN/ltcl-train" -m task_name=peers_official data.split.seed="$split" \
-    method=sdclr,bcl,bcl_d "${common[@]}"
-  "$BIN/ltcl-train" -m task_name=peers_official data.split.seed="$split" \
     method=colt,sdclr_colt "${common[@]}" "${ood[@]}"
+  "$BIN/ltcl-train" -m task_name=peers_official data.split.seed="$split" \
+    method=sdclr,bcl,bcl_d "${common[@]}"
   # Keep each run's results.json under $OUT/split<N>/<peer>/ (the run directories stay in $LOG).
   for results in "$LOG"/peers_official/multirun/*/results.json; do
     python3 - "$results" "$OUT" <<'PY'
