@@ -24,12 +24,18 @@ ood=(ood=tinyimagenet ood.candidates_per_round=20000 method.sampler.warmup_epoch
   method.sampler.interval=2 method.sampler.budget=5000)
 mkdir -p "$OUT"
 for split in $SPLITS; do
-  "$BIN/ltcl-train" -m task_name=peers_official data.split.seed="$split" \
-    method=colt,sdclr_colt "${common[@]}" "${ood[@]}"
-  "$BIN/ltcl-train" -m task_name=peers_official data.split.seed="$split" \
-    method=sdclr,bcl,bcl_d "${common[@]}"
+  # One run per peer (a -m sweep over method= would validate method.sampler.* against the
+  # default method, which has no sampler).
+  for method in colt sdclr_colt; do
+    "$BIN/ltcl-train" task_name=peers_official data.split.seed="$split" method=$method \
+      "${common[@]}" "${ood[@]}"
+  done
+  for method in sdclr bcl bcl_d; do
+    "$BIN/ltcl-train" task_name=peers_official data.split.seed="$split" method=$method \
+      "${common[@]}"
+  done
   # Keep each run's results.json under $OUT/split<N>/<peer>/ (the run directories stay in $LOG).
-  for results in "$LOG"/peers_official/multirun/*/results.json; do
+  for results in "$LOG"/peers_official/*/results.json; do
     python3 - "$results" "$OUT" <<'PY'
 import json, pathlib, shutil, sys
 src, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
