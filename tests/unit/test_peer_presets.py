@@ -132,7 +132,7 @@ def test_the_pruned_branch_runs_the_projector_with_its_own_batchnorms(tmp_path):
     dense_stats = copy.deepcopy(module.projector.state_dict())
     features = torch.randn(16, module.projector.in_dim)
     reference = copy.deepcopy(module.projector)
-    for i, name in enumerate(module.pruned_projector.norm_names):
+    for name in module.pruned_projector.norm_names:
         reference[int(name)] = copy.deepcopy(module.pruned_projector.norms[name])
     out = module.pruned_projection(features)
     torch.testing.assert_close(out, reference(features))
