@@ -17,7 +17,13 @@ import torch
 
 from ltcl.errors import ConfigError
 from ltcl.ood.budgets import REMAINDER_RULES
-from ltcl.ood.strategies import BATCH_MODES, KMEANS_BACKENDS, STRATEGIES, TAIL_SCORES
+from ltcl.ood.strategies import (
+    BATCH_MODES,
+    BUDGET_RULES,
+    KMEANS_BACKENDS,
+    STRATEGIES,
+    TAIL_SCORES,
+)
 from ltcl.utils.validate import check_decay, check_int, check_positive
 
 
@@ -49,6 +55,10 @@ class SamplerConfig:
     tail_score: str = "per_view"
     kmeans: str = "ltcl"
     batch_mode: str = "add"
+    min_cluster_share: float = 0.0
+    budget_rule: str = "gap"
+    density_k: int = 10
+    anchor_share: float = 0.1
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -85,6 +95,25 @@ class SamplerConfig:
             raise ConfigError(
                 "method.sampler.kmeans=sklearn is COLT's clustering and only the colt strategy "
                 f"reads it (strategy here: {self.strategy}): set method.sampler.kmeans=ltcl"
+            )
+        if not (0.0 <= float(self.min_cluster_share) < 1.0):
+            raise ConfigError(
+                "method.sampler.min_cluster_share must be in [0, 1) (a cluster below this share "
+                f"of the mean cluster size gets no budget), got {self.min_cluster_share}"
+            )
+        if self.budget_rule not in BUDGET_RULES:
+            raise ConfigError(
+                f"unknown method.sampler.budget_rule '{self.budget_rule}': use one of {BUDGET_RULES}"
+            )
+        if self.budget_rule != "gap" and self.strategy != "kl_cluster":
+            raise ConfigError(
+                f"method.sampler.budget_rule={self.budget_rule} is read by the kl_cluster strategy "
+                f"only (strategy here: {self.strategy}): leave it at gap"
+            )
+        check_int(self.density_k, "method.sampler.density_k", 1, "the k of the k-NN radius")
+        if not (0.0 < float(self.anchor_share) <= 1.0):
+            raise ConfigError(
+                f"method.sampler.anchor_share must be in (0, 1], got {self.anchor_share}"
             )
         if self.batch_mode not in BATCH_MODES:
             raise ConfigError(
