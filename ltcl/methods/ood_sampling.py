@@ -114,10 +114,11 @@ class OODSamplingHooks:
         datamodule.setup("fit")
         global_batch = datamodule.batch_size_per_device() * self.trainer.world_size
         num_id, budget = len(datamodule.train_set), self.sampler.config.budget
-        first_round = self.sampler.config.warmup_epochs
-        steps = [
-            (num_id + (budget if e >= first_round else 0)) // global_batch for e in range(epochs)
-        ]
+        # The first epoch that trains on picks. With W = 0 the round runs at fit start, after
+        # Lightning has built epoch 0's loader (to count the schedule's steps): its picks join
+        # from epoch 1 on, in both batch modes.
+        first = max(1, self.sampler.config.warmup_epochs)
+        steps = [(num_id + (budget if e >= first else 0)) // global_batch for e in range(epochs)]
         return steps, num_id // global_batch
 
     def ood_epoch_end(self) -> None:
