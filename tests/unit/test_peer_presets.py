@@ -228,14 +228,17 @@ class RecordLR(Callback):
         self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
 
 
-def test_colts_schedule_counts_the_longer_mixed_epochs(tmp_path):
+@pytest.mark.parametrize("first_round", [0, 1])
+def test_colts_schedule_counts_the_longer_mixed_epochs(tmp_path, first_round):
     """As COLT's code: warm-up over warmup_epochs epochs of the ID set alone, then one cosine over
-    every step actually taken, the mixed epochs' (N_id + K) // B included."""
+    every step actually taken, the mixed epochs' (N_id + K) // B included. A round before epoch
+    0 (W = 0) runs after epoch 0's loader is built: its picks join from epoch 1, as with W = 1."""
     from ltcl.optim import warmup_cosine_factor
     from ltcl.train import train
 
     overrides = [
-        "method=colt", "ood=embedded", "ood.source.num_crops=400", "method.sampler.warmup_epochs=1",
+        "method=colt", "ood=embedded", "ood.source.num_crops=400",
+        f"method.sampler.warmup_epochs={first_round}",
         "method.sampler.budget=100", "method.sampler.kmeans_iterations=5", "trainer.max_epochs=2",
         "optim.schedule.warmup_epochs=1", "eval.protocols=[knn]", "eval.plots=false",
     ]  # fmt: skip
