@@ -113,7 +113,7 @@ class SamplerConfig:
         check_int(self.density_k, "method.sampler.density_k", 1, "the k of the k-NN radius")
         if not (0.0 < float(self.anchor_share) <= 1.0):
             raise ConfigError(
-                f"method.sampler.anchor_share must be in (0, 1], got {self.anchor_share}"
+                f"the sparse_knn sampler's anchor_share must be in (0, 1] (method/sampler=sparse_knn), got {self.anchor_share}"
             )
         if self.batch_mode not in BATCH_MODES:
             raise ConfigError(
