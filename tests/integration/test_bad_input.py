@@ -226,8 +226,8 @@ FAST = [
 
 @pytest.mark.parametrize(("case", "program", "args", "expected"), FAST, ids=[c[0] for c in FAST])
 def test_bad_input_fails_before_training_in_process(tmp_path, case, program, args, expected):
+    from ltcl.cli.train import train
     from ltcl.errors import LtclError
-    from ltcl.train import train
     from tests.helpers import compose_train
 
     with pytest.raises(LtclError) as error:

@@ -7,9 +7,9 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
+from ltcl.conf import CONFIG_DIR
 from ltcl.data.datamodule import LongTailDataModule
 from ltcl.data.ood_pool import OODPoolDataModule
-from ltcl.train import CONFIG_DIR
 from tests.helpers import compose_train
 
 CONF = Path(CONFIG_DIR)
@@ -178,7 +178,7 @@ def test_medium_presets_reproduce_the_recorded_campaign_runs(tmp_path, preset, r
 
     from hydra import compose, initialize_config_dir
 
-    from ltcl.pipeline import stage_config
+    from ltcl.cli.pipeline import stage_config
 
     root = Path(__file__).resolve().parents[2]
     sys.path.insert(0, str(root / "benchmarks"))

@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from ltcl.train import CONFIG_DIR
+from ltcl.conf import CONFIG_DIR
 from tests.helpers import REPO_ROOT
 
 GROUPS = ("data", "ood", "model", "method", "optim", "trainer", "logger", "sampler", "loss")

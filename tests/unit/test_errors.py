@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
-from ltcl.errors import ConfigError, one_line, run_console
+from ltcl.cli.console import one_line, run_console
+from ltcl.errors import ConfigError
 
 
 def test_one_line_folds_hydra_option_lists_and_drops_the_search_path():

@@ -117,7 +117,7 @@ def check_resume_matches(
     ways = (
         "either start a new run directory (drop the explicit run_name, or choose another), or "
         "retrain from scratch here with ckpt_path=null. Settings that may change on resume: "
-        "ltcl.run_identity.SAFE_TO_CHANGE (trainer.max_epochs, eval.*, logger.*, trainer.devices, ...)"
+        "ltcl.run.identity.SAFE_TO_CHANGE (trainer.max_epochs, eval.*, logger.*, trainer.devices, ...)"
     )
     if recorded is None:
         raise ConfigError(

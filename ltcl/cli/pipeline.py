@@ -3,7 +3,7 @@
     ltcl-pipeline data=cifar10_lt_folder ood=tinyimagenet trainer.max_epochs=100
     ltcl-pipeline -m data=cifar10_lt_folder ood=tinyimagenet data.split.seed=0,1,2
 
-Each stage is an ordinary ``ltcl-train`` run (:func:`ltcl.train.train`) in a sub-directory,
+Each stage is an ordinary ``ltcl-train`` run (:func:`ltcl.cli.train.train`) in a sub-directory,
 so every ltcl-train option, resume rule and output applies to it. A stage is *finished*
 when its ``results.json`` records all its epochs: it is then reused, not retrained. An unfinished stage
 resumes from its ``checkpoints/last.ckpt`` (``ckpt_path=last``), so a pipeline killed at any
@@ -19,11 +19,13 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ltcl.errors import ConfigError, report_errors, run_console
-from ltcl.hydra_record import defer_hydra_record, take_hydra_record, write_hydra_record
-from ltcl.objective import run_for_objective
-from ltcl.run_identity import run_hash
-from ltcl.train import CONFIG_DIR, train
+from ltcl.cli.console import report_errors, run_console
+from ltcl.cli.train import train
+from ltcl.conf import CONFIG_DIR
+from ltcl.errors import ConfigError
+from ltcl.run.identity import run_hash
+from ltcl.run.objective import run_for_objective
+from ltcl.run.record import defer_hydra_record, take_hydra_record, write_hydra_record
 
 RESULTS_NAME = "results.json"
 
