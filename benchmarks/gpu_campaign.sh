@@ -75,7 +75,7 @@ PY
 
 stamp "4/4 comparison: SimCLR vs the method vs COLT's rule, split 0, equal budget"
 timeout 900 "$PY" -m ltcl.cli.pipeline task_name=cmp "${common[@]}" "${pool[@]}" experiment=method_tuned_cpu \
-  stages.simclr.enabled=true stages.total_epochs=$CMP_EPOCHS trainer.max_time=$T_CMP \
+  'stages.compare=[simclr]' stages.total_epochs=$CMP_EPOCHS trainer.max_time=$T_CMP \
   trainer.enable_progress_bar=false 'eval.protocols=[knn,linear_b]' > "$OUT/cmp_pipeline.log" 2>&1 &
 train task_name=cmp_colt "${common[@]}" method=guide "${pool[@]}" method/sampler=colt trainer.max_epochs=$CMP_EPOCHS \
   trainer.max_time=$T_CMP 'eval.protocols=[knn,linear_b]' > "$OUT/cmp_colt.log" 2>&1 &

@@ -5,7 +5,7 @@ fix; here a console command (a Hydra app) prints it, and Hydra's own composition
 line instead of a traceback.
 """
 
-from ltcl.conf import CONFIG_DIR
+from ltcl.conf import CONFIG_DIR, retired
 from ltcl.errors import LtclError
 
 
@@ -97,7 +97,10 @@ def run_console(hydra_main, config_name: str, program: str = "ltcl") -> None:
                 f"{missing.group(1)} has no value and this config needs one: give it on the "
                 f"command line, {missing.group(1)}=..."
             )
-        if "Could not override" in message:
+        overridden = re.search(r"Could not override '([^']+)'", message)
+        if overridden and retired(overridden.group(1)):
+            message = retired(overridden.group(1))  # a key conf/ retired: the one way now
+        elif overridden:
             close = _close_keys(message, config_name)
             message += f". Did you mean {' or '.join(close)}?" if close else ""
             message += " (see every key with --cfg job)"

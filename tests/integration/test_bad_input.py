@@ -145,8 +145,7 @@ CASES = [
     ("delta-str", "ltcl-train", ["method=student", "method.guide_checkpoint={truncated}", "method.delta=abc"],
      "delta"),
     ("compare-epochs", "ltcl-pipeline", ["stages.compare_epochs=0"], "stages.compare_epochs"),
-    ("simclr-epochs", "ltcl-pipeline", ["stages.simclr.enabled=true", "stages.simclr.epochs=0"],
-     "stages.simclr.epochs"),
+    ("simclr-retired", "ltcl-pipeline", ["stages.simclr.enabled=true"], "stages.compare=[simclr]"),
     ("report-missing", "ltcl-report", ["/nonexistent/runs"], "does not exist"),
 ]  # fmt: skip
 

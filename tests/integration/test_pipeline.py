@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -32,7 +33,7 @@ TINY = [
 
 def test_pipeline_runs_both_stages_in_one_directory(tmp_path):
     cfg = compose_train(
-        tmp_path, [*TINY, "stages.student.epochs=1", "stages.simclr.enabled=true"], "pipeline"
+        tmp_path, [*TINY, "stages.student.epochs=1", "stages.compare=[simclr]"], "pipeline"
     )
     summary = run_pipeline(cfg)
     run = tmp_path / "run"
@@ -193,6 +194,45 @@ def test_peers_train_next_to_the_method_at_the_same_budget(tmp_path):
     assert report.returncode == 0, report.stderr
     for method in ("guide", "student", "sdclr", "bcl_D", "colt"):
         assert method in report.stdout
+
+
+def test_simclr_at_the_method_budget_is_the_simclr_peer(tmp_path):
+    """The one way to train SimCLR at the method's budget, stages.compare=[simclr]: in
+    <run dir>/simclr/, for guide + student epochs, on ID data only, with method=simclr's
+    settings, and in the run directory the pipeline has without it (added to a finished
+    pipeline, it reuses the guide and the student), as stages.simclr.enabled=true gave it."""
+    from omegaconf import OmegaConf
+
+    from ltcl.cli.pipeline import planned_stages, stage_config
+
+    base = [*TINY, "stages.student.epochs=1"]
+    cfg = compose_train(tmp_path, [*base, "stages.compare=[simclr]"], "pipeline")
+    assert planned_stages(cfg) == ["guide", "student", "simclr"]
+    assert run_hash(cfg) == run_hash(compose_train(tmp_path, base, "pipeline"))
+    simclr = stage_config(cfg, "simclr", tmp_path / "run")
+    assert simclr.paths.output_dir == str(tmp_path / "run" / "simclr")
+    assert simclr.trainer.max_epochs == 3 and simclr.ood is None and "stages" not in simclr
+    shared = [a for a in TINY if not a.startswith(("ood.", "method."))]
+    alone = compose_train(tmp_path, [*shared, "method=simclr"])  # ltcl-train method=simclr
+    assert OmegaConf.to_container(simclr.method, resolve=True) == OmegaConf.to_container(
+        alone.method, resolve=True
+    )
+    longer = compose_train(
+        tmp_path, [*base, "stages.compare=[simclr]", "stages.compare_epochs=5"], "pipeline"
+    )
+    assert stage_config(longer, "simclr", tmp_path / "run").trainer.max_epochs == 5
+    assert run_hash(longer) == run_hash(cfg)
+
+
+@pytest.mark.parametrize("retired", ["+stages.simclr.enabled=true", "+stages.simclr.epochs=4"])
+def test_the_retired_simclr_switch_is_refused_naming_the_one_way(tmp_path, retired):
+    """An old experiment file or `+stages.simclr...` composes, and is refused before training
+    with the new form named (on the command line without `+`, Hydra refuses it first and the
+    console prints the same line: tests/unit/test_errors.py)."""
+    cfg = compose_train(tmp_path, [*TINY, retired], "pipeline")
+    with pytest.raises(ConfigError, match=re.escape("stages.compare=[simclr]")):
+        run_pipeline(cfg)
+    assert not list(tmp_path.rglob("*.ckpt"))
 
 
 def test_an_unknown_peer_is_refused_before_training(tmp_path):

@@ -39,6 +39,22 @@ def user_env(monkeypatch):
     monkeypatch.delenv("SUBMITIT_EXECUTOR", raising=False)
 
 
+def test_a_retired_key_is_one_line_naming_the_one_way_now(user_env, capsys):
+    """`ltcl-pipeline stages.simclr.enabled=true` (Hydra cannot override a key conf/ no longer
+    has): the line names stages.compare=[simclr] instead of guessing a close key."""
+    error = ConfigCompositionException(
+        "Could not override 'stages.simclr.enabled'.\nTo append to your config use "
+        "+stages.simclr.enabled=true\nKey 'simclr' is not in struct"
+    )
+    with pytest.raises(SystemExit) as exit_:
+        run_console(_raising(error), "pipeline")
+    assert exit_.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("ltcl: error: stages.simclr.enabled is no longer a setting")
+    assert "stages.compare=[simclr]" in lines[0] and "Did you mean" not in lines[0]
+
+
 def test_a_misspelt_key_is_one_line_with_the_closest_real_key(user_env, capsys):
     error = ConfigCompositionException(
         "Could not override 'trainer.max_epoch'.\nTo append to your config use +trainer.max_epoch=3"
