@@ -35,9 +35,10 @@ test-slow: install ## only the slow tier
 test-ddp: install ## only the 2-process DDP tier
 	$(RUN) $(PY) -m pytest -m ddp -q
 
-lint: install ## ruff lint and format check
+lint: install ## ruff lint and format check; the package's layers (import-linter, pyproject.toml)
 	$(VENV)/bin/ruff check ltcl tests hydra_plugins benchmarks
 	$(VENV)/bin/ruff format --check ltcl tests hydra_plugins benchmarks
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 format: install ## ruff format and autofix
 	$(VENV)/bin/ruff format ltcl tests hydra_plugins benchmarks

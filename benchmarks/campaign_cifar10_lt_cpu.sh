@@ -5,7 +5,7 @@
 #   2. an Optuna search (hparams_search=method_val: both stages and the split of the epoch
 #      budget) on split 0, maximising the student's *validation* kNN accuracy;
 #   3. the best trial's settings at the final budget on splits FINAL_SPLITS (never tuned on),
-#      against SimCLR at the same number of ID epochs (stages.simclr in the same run
+#      against SimCLR at the same number of ID epochs (stages.compare=[simclr]: in the same run
 #      directory), and the controls: SimCLR + randomly sampled OOD (method/sampler=random, beta 0,
 #      lambda_dd 0) and COLT's sampling rule (method/sampler=colt), each a guide run of the whole
 #      budget with the tuned OOD schedule;
@@ -74,7 +74,7 @@ stamp "tuned: ${tuned[*]}"
 if want 3; then
 stamp "3/5 final: the method vs SimCLR, splits $FINAL_SPLITS, $FINAL_EPOCHS epochs"
 "$BIN/ltcl-pipeline" -m task_name=campaign_final$TIER "${common[@]}" "${pool[@]}" "${tuned[@]}" \
-  stages.total_epochs="$FINAL_EPOCHS" stages.simclr.enabled=true data.split.seed="$FINAL_SPLITS" \
+  stages.total_epochs="$FINAL_EPOCHS" 'stages.compare=[simclr]' data.split.seed="$FINAL_SPLITS" \
   'eval.protocols=[knn,linear_b]'
 fi
 for strategy in random colt; do

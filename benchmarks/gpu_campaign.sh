@@ -34,7 +34,7 @@ else
   T_RUN=00:00:01:00; T_CMP=00:00:02:00; EPOCHS=400; CMP_EPOCHS=${CMP_EPOCHS:-60}; CONCURRENT=${CONCURRENT:-3}; TEST_CAP=90
 fi
 export PYTHONUNBUFFERED=1 WANDB_MODE=disabled LTCL_LOG_DIR=$OUT/logs
-train() { timeout 600 "$PY" -m ltcl.train "$@" trainer.enable_progress_bar=false ckpt_path=null; }
+train() { timeout 600 "$PY" -m ltcl.cli.train "$@" trainer.enable_progress_bar=false ckpt_path=null; }
 stamp() { echo "[gpu-campaign $(date +%H:%M:%S)] $*"; }
 
 stamp "1/4 card and CUDA tests"
@@ -74,12 +74,12 @@ print("aggregate images/s:", round(total, 1))
 PY
 
 stamp "4/4 comparison: SimCLR vs the method vs COLT's rule, split 0, equal budget"
-timeout 900 "$PY" -m ltcl.pipeline task_name=cmp "${common[@]}" "${pool[@]}" experiment=method_tuned_cpu \
-  stages.simclr.enabled=true stages.total_epochs=$CMP_EPOCHS trainer.max_time=$T_CMP \
+timeout 900 "$PY" -m ltcl.cli.pipeline task_name=cmp "${common[@]}" "${pool[@]}" experiment=method_tuned_cpu \
+  'stages.compare=[simclr]' stages.total_epochs=$CMP_EPOCHS trainer.max_time=$T_CMP \
   trainer.enable_progress_bar=false 'eval.protocols=[knn,linear_b]' > "$OUT/cmp_pipeline.log" 2>&1 &
 train task_name=cmp_colt "${common[@]}" method=guide "${pool[@]}" method/sampler=colt trainer.max_epochs=$CMP_EPOCHS \
   trainer.max_time=$T_CMP 'eval.protocols=[knn,linear_b]' > "$OUT/cmp_colt.log" 2>&1 &
 wait
-"$PY" -m ltcl.evaluation.report.cli "$OUT/logs/cmp" "$OUT/logs/cmp_colt" --metrics knn linear \
+"$PY" -m ltcl.cli.report "$OUT/logs/cmp" "$OUT/logs/cmp_colt" --metrics knn linear \
   --group-by method config.task_name --out "$OUT/comparison" > /dev/null
 stamp "done: $OUT/throughput.md, $OUT/concurrent.json, $OUT/comparison/report.md"

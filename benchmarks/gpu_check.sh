@@ -13,7 +13,7 @@ export LTCL_SHARED_DATA_DIR=$PWD/.devcarry/data LTCL_DATA_DIR=/tmp/ltcl-data LTC
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 python3 -c "import torch, lightning; print('torch', torch.__version__, 'lightning', lightning.__version__)"
 python3 -m pytest -q -p no:cacheprovider -m gpu tests/unit/test_transforms.py 2>&1 | tail -3
-python3 -m ltcl.train task_name=gpu data=cifar10_lt_folder model=cifar_resnet18 trainer=gpu \
+python3 -m ltcl.cli.train task_name=gpu data=cifar10_lt_folder model=cifar_resnet18 trainer=gpu \
   trainer.max_epochs=400 trainer.max_time="$MAX_TIME" trainer.check_val_every_n_epoch=20 \
   data.global_batch_size=512 trainer.enable_progress_bar=false ckpt_path=null 2>&1 \
   | grep -v "^INFO\|Tip\|warn" | tail -25

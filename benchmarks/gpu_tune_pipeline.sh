@@ -34,19 +34,19 @@ common=(data=cifar10_lt_folder data.split.seed=0 model=small trainer=gpu
   trainer.max_time=${STAGE_MAX_TIME:-00:00:02:00})
 pipe() {  # name, overrides...
   local name=$1; shift
-  timeout "${PHASE_S:-300}" python3 -m ltcl.pipeline "${common[@]}" ood=tinyimagenet ood.candidates_per_round=20000 \
+  timeout "${PHASE_S:-300}" python3 -m ltcl.cli.pipeline "${common[@]}" ood=tinyimagenet ood.candidates_per_round=20000 \
     trainer.max_epochs=50 run_name="$name" "$@" > "/tmp/$name.log" 2>&1
   echo "$name rc=$? at $(( $(date +%s) - started )) s" | tee -a "$OUT/tune_log.txt"
 }
 student() {  # name, overrides... (guide of run B)
   local name=$1; shift
-  timeout "${PHASE_S:-300}" python3 -m ltcl.train "${common[@]}" method=student trainer.max_epochs=50 \
+  timeout "${PHASE_S:-300}" python3 -m ltcl.cli.train "${common[@]}" method=student trainer.max_epochs=50 \
     method.guide_checkpoint=/tmp/ltcl-out/tune/B_beta0.25/guide/checkpoints/last.ckpt \
     method.beta=0.25 run_name="$name" "$@" > "/tmp/$name.log" 2>&1
   echo "$name rc=$? at $(( $(date +%s) - started )) s" | tee -a "$OUT/tune_log.txt"
 }
 simclr() {
-  timeout "${PHASE_S:-300}" python3 -m ltcl.train "${common[@]}" method=simclr trainer.max_epochs=100 \
+  timeout "${PHASE_S:-300}" python3 -m ltcl.cli.train "${common[@]}" method=simclr trainer.max_epochs=100 \
     run_name=S_simclr100 > /tmp/S_simclr100.log 2>&1
   echo "S_simclr100 rc=$? at $(( $(date +%s) - started )) s" | tee -a "$OUT/tune_log.txt"
 }
@@ -61,7 +61,7 @@ student F_delta0.7_k10 method.delta=0.7 method.k_pos=10 &
 student G_scratch method.init=scratch &
 student H_kpos0 method.k_pos=0 &
 wait
-python3 -m ltcl.evaluation.report.cli /tmp/ltcl-out/tune --metrics knn linear \
+python3 -m ltcl.cli.report /tmp/ltcl-out/tune --metrics knn linear \
   --group-by config.run_name method --out "$OUT" > /dev/null 2>&1
 (cd /tmp/ltcl-out && find tune -name results.json -o -name pipeline.json | tar czf "$OUT/tune_results.tar.gz" -T -)
 for f in /tmp/*.log; do echo "== $f"; grep -E "^\[ltcl\]   |Error|error|Epoch|epoch" "$f" | tail -8; done >> "$OUT/tune_log.txt"

@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 
-from ltcl.checkpoints import load_embedding_network, read_checkpoint
 from ltcl.data.splits import class_groups
 from ltcl.evaluation.pick_measure import nearest_id_class, pick_shares
+from ltcl.models.checkpoints import load_embedding_network, read_checkpoint
 from ltcl.ood.rounds import SamplerConfig
 from ltcl.ood.strategies import STRATEGIES
 from ltcl.ood.tail_score import colt_tail_score

@@ -2,7 +2,7 @@
 # The full method (guide EPOCHS + student EPOCHS) against SimCLR at the same total budget
 # (2 x EPOCHS), 3 split seeds, on CPU: CIFAR-10-LT (JPEG copy, ratio 100), Tiny ImageNet
 # (32 px) OOD pool, small backbone, batch 256. One ltcl-pipeline multirun
-# (stages.simclr.enabled=true trains the SimCLR baseline in the same run directory), then
+# (stages.compare=[simclr] trains the SimCLR baseline in the same run directory), then
 # ltcl-report. The guide: W 10, R 10, K 5,000 of 20,000 candidates, lambda_dd 0.1, and
 # method.beta=BETA (chosen from the stage-1 ablation, guide_beta_cifar10_lt_cpu.sh).
 set -euo pipefail
@@ -18,7 +18,7 @@ common=(
   'eval.protocols=[knn,linear_b]'
 )
 .venv/bin/ltcl-pipeline -m task_name=$task "${common[@]}" ood=tinyimagenet \
-  ood.candidates_per_round=20000 method.beta="$BETA" stages.simclr.enabled=true \
+  ood.candidates_per_round=20000 method.beta="$BETA" 'stages.compare=[simclr]' \
   data.split.seed="$SPLITS"
 
 # The stage-2 ablation on split 0 is benchmarks/student_ablation_cifar10_lt_cpu.sh.

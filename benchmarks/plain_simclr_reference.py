@@ -59,7 +59,7 @@ def load_images(data: str) -> np.ndarray:
     """The long-tailed training images (uint8 N x 32 x 32 x 3) through ltcl's data layer."""
     from hydra import compose, initialize_config_dir
 
-    from ltcl.train import CONFIG_DIR
+    from ltcl.conf import CONFIG_DIR
 
     with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
         cfg = compose("train", overrides=[f"data={data}", "paths.output_dir=/tmp/plain_ref"])

@@ -13,7 +13,10 @@ from hydra.core.global_hydra import GlobalHydra
 from lightning.pytorch import Callback
 from omegaconf import DictConfig, open_dict
 
-from ltcl.train import CONFIG_DIR
+from ltcl.conf import CONFIG_DIR
+from ltcl.run.identity import register_resolver
+
+register_resolver()  # ${ltcl_run_hash:} in run_name, as the console commands register it
 
 REPO_ROOT = Path(CONFIG_DIR).parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"

@@ -6,11 +6,11 @@ from typing import Any
 
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 
-from ltcl.launcher import check_slurm_params
+from ltcl.run.launcher import check_slurm_params
 
 
 class CheckedSlurmLauncher(SlurmLauncher):
-    """One SLURM job per run (a sweep is a job array); checks fields first (ltcl.launcher)."""
+    """One SLURM job per run (a sweep is a job array); checks fields first (ltcl.run.launcher)."""
 
     def __init__(self, **params: Any) -> None:
         check_slurm_params(params)

@@ -33,18 +33,12 @@ from ltcl.data.splits import (
     save_split,
     split_from_index_file,
 )
-from ltcl.data.transforms import AugmentConfig, PerSampleAugment, TestTransform
+from ltcl.data.transforms import PerSampleAugment, TestTransform, augment_config
 from ltcl.errors import ConfigError, DataError
 from ltcl.models.embedding import embed_all
 
 AUGMENT_ON = ("device", "workers")
 SPLIT_KINDS = ("exponential", "index_file", "given")
-
-
-def augment_config(augment: dict | None) -> AugmentConfig:
-    """AugmentConfig from a config dict {recipe: cifar|imagenet, size: ..., overrides...}."""
-    options = dict(augment or {})
-    return AugmentConfig.from_recipe(options.pop("recipe", "cifar"), **options)
 
 
 def carve_balanced(labels: np.ndarray, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

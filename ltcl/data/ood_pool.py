@@ -15,10 +15,9 @@ import lightning as L
 import numpy as np
 from torch.utils.data import Dataset
 
-from ltcl.data.datamodule import augment_config
 from ltcl.data.datasets import TwoViewDataset
 from ltcl.data.sources import ImageSource
-from ltcl.data.transforms import PerSampleAugment
+from ltcl.data.transforms import PerSampleAugment, augment_config
 from ltcl.errors import ConfigError, DataError
 
 

@@ -185,6 +185,12 @@ class AugmentConfig:
         return cls(recipe=name, size=size, **overrides)
 
 
+def augment_config(augment: dict | None) -> AugmentConfig:
+    """AugmentConfig from a config dict {recipe: cifar|imagenet, size: ..., overrides...}."""
+    options = dict(augment or {})
+    return AugmentConfig.from_recipe(options.pop("recipe", "cifar"), **options)
+
+
 # --------------------------------------------------------------------------------------------
 # Per-sample path (torchvision v2, in DataLoader workers)
 # --------------------------------------------------------------------------------------------

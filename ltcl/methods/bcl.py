@@ -2,7 +2,7 @@
 
 Samples the network memorises slowly (a high contrastive loss, typically the tail) get a
 stronger augmentation. An EMA (0.97) of each ID image's NT-Xent loss (the mean of its two
-views') is kept across epochs (:class:`ltcl.per_sample.PerSampleEMA`, in the checkpoint, the
+views') is kept across epochs (:class:`ltcl.utils.per_sample.PerSampleEMA`, in the checkpoint, the
 same on every process); after each epoch it becomes a weight w_i in [0, 1]
 (:func:`ltcl.data.randaugment.bcl_weights`), and during the next epoch each image's views get,
 after the SimCLR recipe, a RandAugment of k operations at magnitude m_i applied with
@@ -25,7 +25,7 @@ from ltcl.data.randaugment import BatchedRandAugment, bcl_strength, bcl_weights
 from ltcl.errors import ConfigError
 from ltcl.losses.nt_xent import nt_xent
 from ltcl.methods.sdclr import SDCLRModule
-from ltcl.per_sample import PerSampleEMA
+from ltcl.utils.per_sample import PerSampleEMA
 from ltcl.utils.validate import check_decay
 
 VARIANTS = ("I", "D")

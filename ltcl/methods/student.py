@@ -20,7 +20,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ltcl.checkpoints import check_data_matches, load_embedding_network
 from ltcl.data.splits import split_fingerprint
 from ltcl.errors import ConfigError
 from ltcl.losses.guided import (
@@ -34,6 +33,7 @@ from ltcl.losses.guided import (
 )
 from ltcl.losses.memory_bank import GuidedPositiveBank, check_bank_size
 from ltcl.methods.base import ContrastiveModule
+from ltcl.models.checkpoints import check_data_matches, load_embedding_network
 from ltcl.models.embedding import EmbeddingNetwork
 
 INITS = ("guide", "scratch")

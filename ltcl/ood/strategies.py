@@ -42,7 +42,7 @@ from ltcl.ood.budgets import (
 from ltcl.ood.clustering import ClusteringResult, cluster_id_embeddings, student_t_assignments
 from ltcl.ood.density import cluster_mean, knn_radius
 from ltcl.ood.tail_score import colt_tail_score, topk_negative_mass
-from ltcl.per_sample import PerSampleEMA
+from ltcl.utils.per_sample import PerSampleEMA
 
 
 @dataclass

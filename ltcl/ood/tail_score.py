@@ -3,7 +3,7 @@
 For anchor i with p(j | i) = exp(s_ij / tau) / sum_{k != i} exp(s_ik / tau), the score is the
 sum of its top-k negative probabilities (its own other view excluded), averaged over the two
 views. A head-class image has many close negatives (high score); a tail image few (low). COLT
-smooths it per image with an EMA (beta 0.97, :class:`ltcl.per_sample.PerSampleEMA`) and budgets
+smooths it per image with an EMA (beta 0.97, :class:`ltcl.utils.per_sample.PerSampleEMA`) and budgets
 the OOD sampler with it.
 """
 

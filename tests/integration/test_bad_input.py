@@ -145,8 +145,7 @@ CASES = [
     ("delta-str", "ltcl-train", ["method=student", "method.guide_checkpoint={truncated}", "method.delta=abc"],
      "delta"),
     ("compare-epochs", "ltcl-pipeline", ["stages.compare_epochs=0"], "stages.compare_epochs"),
-    ("simclr-epochs", "ltcl-pipeline", ["stages.simclr.enabled=true", "stages.simclr.epochs=0"],
-     "stages.simclr.epochs"),
+    ("simclr-retired", "ltcl-pipeline", ["stages.simclr.enabled=true"], "stages.compare=[simclr]"),
     ("report-missing", "ltcl-report", ["/nonexistent/runs"], "does not exist"),
 ]  # fmt: skip
 
@@ -226,8 +225,8 @@ FAST = [
 
 @pytest.mark.parametrize(("case", "program", "args", "expected"), FAST, ids=[c[0] for c in FAST])
 def test_bad_input_fails_before_training_in_process(tmp_path, case, program, args, expected):
+    from ltcl.cli.train import train
     from ltcl.errors import LtclError
-    from ltcl.train import train
     from tests.helpers import compose_train
 
     with pytest.raises(LtclError) as error:

@@ -12,10 +12,10 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from hydra_plugins.ltcl_slurm_launcher.launcher import CheckedSlurmLauncher
-from ltcl.config_checks import check_config
+from ltcl.conf import CONFIG_DIR
 from ltcl.errors import ConfigError
-from ltcl.launcher import render_sbatch
-from ltcl.train import CONFIG_DIR
+from ltcl.run.config_checks import check_config
+from ltcl.run.launcher import render_sbatch
 from tests.helpers import REPO_ROOT, TINY_GUIDE
 
 TINY = [
@@ -83,7 +83,7 @@ def test_slurm_launcher_renders_a_submission_script():
         "#SBATCH --cpus-per-task=8",
     ):
         assert line in script, line
-    assert "python -m ltcl.train" in script
+    assert "python -m ltcl.cli.train" in script
     assert isinstance(CheckedSlurmLauncher(**params), CheckedSlurmLauncher)
 
 
@@ -108,7 +108,7 @@ def test_optuna_search_config_composes():
 @pytest.mark.slow
 def test_optuna_sweep_of_two_trials_on_cpu(tmp_path):
     env = {**os.environ, "WANDB_MODE": "disabled", "LTCL_LOG_DIR": str(tmp_path)}
-    command = [sys.executable, "-m", "ltcl.train", "hparams_search=stage1_few", *TINY]
+    command = [sys.executable, "-m", "ltcl.cli.train", "hparams_search=stage1_few", *TINY]
     command += [
         *TINY_GUIDE,
         "hydra.sweeper.n_trials=2",

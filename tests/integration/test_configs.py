@@ -7,9 +7,9 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
+from ltcl.conf import CONFIG_DIR
 from ltcl.data.datamodule import LongTailDataModule
 from ltcl.data.ood_pool import OODPoolDataModule
-from ltcl.train import CONFIG_DIR
 from tests.helpers import compose_train
 
 CONF = Path(CONFIG_DIR)
@@ -178,7 +178,7 @@ def test_medium_presets_reproduce_the_recorded_campaign_runs(tmp_path, preset, r
 
     from hydra import compose, initialize_config_dir
 
-    from ltcl.pipeline import stage_config
+    from ltcl.cli.pipeline import stage_config
 
     root = Path(__file__).resolve().parents[2]
     sys.path.insert(0, str(root / "benchmarks"))
@@ -219,3 +219,54 @@ ADDED_SINCE = {
     "method.sampler.budget_rule": "gap",
     "method.sampler.density_k": 10,
 }
+
+
+@pytest.mark.parametrize("split", [1, 2, 3])
+def test_the_campaign_simclr_in_its_new_form_is_the_recorded_simclr_run(tmp_path, split):
+    """benchmarks/campaign_cifar10_lt_cpu.sh step 3 once asked for SimCLR with
+    stages.simclr.enabled=true; in its one form now, stages.compare=[simclr], the same command
+    gives the SimCLR stage of the recorded runs every setting (split 1, 2, 3), in the same
+    <run dir>/simclr/. Left aside: where files live and what runs are called, data targets
+    that moved since (benchmarks/sampler_analysis.py MOVED), and the guide's loss.* / sampler.*
+    keys that the ltcl of those runs recorded for every method and SimCLR never read."""
+    import json
+    import sys
+
+    from ltcl.cli.pipeline import planned_stages, stage_config
+
+    root = Path(__file__).resolve().parents[2]
+    sys.path.insert(0, str(root / "benchmarks"))
+    from campaign_pairs import flat
+    from legacy_keys import current
+    from sampler_analysis import MOVED
+
+    campaign = root / "benchmarks/results/campaign_cifar10_lt_cpu"
+    best = OmegaConf.load(campaign / "search_best.yaml").best_params
+    tuned = [f"{current(k)}={'null' if v is None else v}" for k, v in best.items()]
+    command = [
+        "data=cifar10_lt_folder", "model=small", "trainer=cpu", "data.global_batch_size=256",
+        "trainer.enable_progress_bar=false", "trainer.check_val_every_n_epoch=1000",
+        "ood=tinyimagenet", "ood.candidates_per_round=20000", *tuned, "stages.total_epochs=30",
+        "stages.compare=[simclr]", f"data.split.seed={split}", "eval.protocols=[knn,linear_b]",
+    ]  # fmt: skip
+    cfg = compose_train(tmp_path, command, "pipeline")
+    assert planned_stages(cfg) == ["guide", "student", "simclr"]
+    stage = stage_config(cfg, "simclr", tmp_path / "run")
+    assert stage.paths.output_dir == str(tmp_path / "run" / "simclr")
+    recorded = next((campaign / "runs/campaign_final/multirun").glob(f"*_split{split}_*"))
+    ran = flat(json.loads((recorded / "simclr" / "results.json").read_text())["config"])
+    assert ran["paths.output_dir"].endswith("/simclr")
+    ran = {k: MOVED.get(v, v) if k.endswith("._target_") else v for k, v in ran.items()}
+    composed = flat(OmegaConf.to_container(stage, resolve=True))
+    where = ("task_name", "run_name", "verbose", "paths.", "data.split_dir", "logger.",
+             "trainer.default_root_dir")  # fmt: skip
+    differ = {
+        key: (composed.get(key, "<absent>"), ran.get(key, "<absent>"))
+        for key in set(composed) | set(ran)
+        if composed.get(key) != ran.get(key)
+        and not key.startswith(where)
+        and not key.endswith((".root", ".archive", ".cache_dir"))
+        and not (key.startswith(("loss.", "sampler.")) and key not in composed)
+        and not (key not in ran and composed[key] == ADDED_SINCE.get(key, object()))
+    }
+    assert not differ, differ

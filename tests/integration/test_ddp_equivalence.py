@@ -13,8 +13,8 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from ltcl.cli.train import train
 from ltcl.data.randaugment import BatchedRandAugment, RandAugmentDraw
-from ltcl.train import train
 from tests.helpers import DieAtEpochStart, compose_train
 
 PER_SAMPLE = [

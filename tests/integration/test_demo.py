@@ -2,8 +2,8 @@
 
 import json
 
-from ltcl.evaluation.report.cli import main as report_main
-from ltcl.train import train
+from ltcl.cli.report import main as report_main
+from ltcl.cli.train import train
 from tests.helpers import compose_train
 
 
@@ -22,7 +22,7 @@ def test_demo_experiment_trains_evaluates_and_reports(tmp_path, capsys):
 
 
 def test_demo_pipeline_experiment_composes_the_three_stages(tmp_path):
-    from ltcl.pipeline import planned_stages, stage_config
+    from ltcl.cli.pipeline import planned_stages, stage_config
 
     cfg = compose_train(tmp_path, ["experiment=demo_pipeline"], config_name="pipeline")
     assert planned_stages(cfg) == ["guide", "student", "simclr"]

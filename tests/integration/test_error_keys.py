@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from ltcl.train import CONFIG_DIR
+from ltcl.conf import CONFIG_DIR
 from tests.helpers import REPO_ROOT
 
 GROUPS = ("data", "ood", "model", "method", "optim", "trainer", "logger", "sampler", "loss")
@@ -64,6 +64,8 @@ def known_keys() -> set[str]:
         for option in sorted((configs / group).glob("*.yaml")):
             pool = [] if group == "ood" else ["ood=embedded"]
             runs.append([f"{group}={option.stem}", *pool])
+    for option in sorted((configs / "method" / "sampler").glob("*.yaml")):  # the nested group
+        runs.append(["method=guide", f"method/sampler={option.stem}", "ood=embedded"])
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
         for overrides in runs:

@@ -8,9 +8,10 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import open_dict
 
+from ltcl.cli.eval import evaluate_checkpoint
+from ltcl.cli.train import train
+from ltcl.conf import CONFIG_DIR
 from ltcl.errors import ConfigError
-from ltcl.evaluation.cli import evaluate_checkpoint
-from ltcl.train import CONFIG_DIR, train
 from tests.helpers import REPO_ROOT, compose_train
 
 TINY = [

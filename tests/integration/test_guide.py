@@ -5,8 +5,8 @@ import pytest
 import torch
 from lightning.pytorch import Callback
 
+from ltcl.cli.train import train
 from ltcl.errors import ConfigError
-from ltcl.train import train
 from tests.helpers import StopAfterEpoch, compose_train
 
 GUIDE = [

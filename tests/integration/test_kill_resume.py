@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ltcl.checkpoints import read_checkpoint
+from ltcl.models.checkpoints import read_checkpoint
 from tests.helpers import REPO_ROOT
 
 BIN = Path(sys.executable).parent
@@ -102,8 +102,8 @@ def test_kill_9_at_random_points_resumes_to_the_uninterrupted_result(tmp_path, m
 HALF_WRITE = """
 import io, sys, time
 from pathlib import Path
-import ltcl.checkpoints as checkpoints
-from ltcl.train import main
+import ltcl.run.checkpoints as checkpoints
+from ltcl.cli.train import main
 
 original, calls = checkpoints.atomic_write, []
 

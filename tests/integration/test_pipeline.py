@@ -2,15 +2,16 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
-import ltcl.pipeline
+import ltcl.cli.pipeline
+from ltcl.cli.pipeline import run_pipeline
 from ltcl.errors import ConfigError
-from ltcl.pipeline import run_pipeline
-from ltcl.run_identity import run_hash
+from ltcl.run.identity import run_hash
 from tests.helpers import REPO_ROOT, DieAtEpochStart, Killed, StopAfterEpoch, compose_train
 
 TINY = [
@@ -32,7 +33,7 @@ TINY = [
 
 def test_pipeline_runs_both_stages_in_one_directory(tmp_path):
     cfg = compose_train(
-        tmp_path, [*TINY, "stages.student.epochs=1", "stages.simclr.enabled=true"], "pipeline"
+        tmp_path, [*TINY, "stages.student.epochs=1", "stages.compare=[simclr]"], "pipeline"
     )
     summary = run_pipeline(cfg)
     run = tmp_path / "run"
@@ -52,7 +53,7 @@ def test_pipeline_runs_both_stages_in_one_directory(tmp_path):
 
 
 def test_killed_pipeline_restarts_where_it_stopped(tmp_path, monkeypatch):
-    real_train = ltcl.pipeline.train
+    real_train = ltcl.cli.pipeline.train
     calls = []
 
     def train_then_die_in_student(cfg, extra_callbacks=None):
@@ -63,7 +64,7 @@ def test_killed_pipeline_restarts_where_it_stopped(tmp_path, monkeypatch):
         return real_train(cfg, extra_callbacks)
 
     cfg = compose_train(tmp_path, TINY, "pipeline")
-    monkeypatch.setattr(ltcl.pipeline, "train", train_then_die_in_student)
+    monkeypatch.setattr(ltcl.cli.pipeline, "train", train_then_die_in_student)
     with pytest.raises(Killed):
         run_pipeline(cfg)
     run = tmp_path / "run"
@@ -77,7 +78,7 @@ def test_killed_pipeline_restarts_where_it_stopped(tmp_path, monkeypatch):
         resumed.append(cfg.method.name)
         return real_train(cfg, extra_callbacks)
 
-    monkeypatch.setattr(ltcl.pipeline, "train", record)
+    monkeypatch.setattr(ltcl.cli.pipeline, "train", record)
     summary = run_pipeline(compose_train(tmp_path, TINY, "pipeline"))
     assert calls == ["guide", "student"] and resumed == ["student"]  # the guide is reused
     assert (run / "guide" / "results.json").stat().st_mtime_ns == guide_results
@@ -95,7 +96,7 @@ def test_pipeline_needs_an_ood_pool(tmp_path):
 
 def test_pipeline_multirun_over_split_seeds(tmp_path):
     env = {**os.environ, "WANDB_MODE": "disabled", "LTCL_LOG_DIR": str(tmp_path)}
-    command = [sys.executable, "-m", "ltcl.pipeline", "-m", *TINY, "trainer.max_epochs=1"]
+    command = [sys.executable, "-m", "ltcl.cli.pipeline", "-m", *TINY, "trainer.max_epochs=1"]
     command += ["trainer.enable_progress_bar=false", "data.split.seed=0,1"]
     done = subprocess.run(
         command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
@@ -117,8 +118,8 @@ def test_a_stage_stopped_early_is_not_taken_as_finished(tmp_path):
     """A stage ended by max_time or a graceful preemption writes results.json for fewer epochs
     than asked: the pipeline resumes it instead of reusing it."""
     cfg = compose_train(tmp_path, [*TINY, "stages.student.epochs=1"], "pipeline")
-    guide_cfg = ltcl.pipeline.stage_config(cfg, "guide", tmp_path / "run")
-    ltcl.pipeline.train(guide_cfg, extra_callbacks=[StopAfterEpoch(0)])
+    guide_cfg = ltcl.cli.pipeline.stage_config(cfg, "guide", tmp_path / "run")
+    ltcl.cli.pipeline.train(guide_cfg, extra_callbacks=[StopAfterEpoch(0)])
     early = json.loads((tmp_path / "run" / "guide" / "results.json").read_text())
     assert early["epochs"] == 1
     summary = run_pipeline(cfg)
@@ -133,11 +134,13 @@ def test_finished_stages_are_reused_unless_ckpt_path_is_null(
     cfg = compose_train(tmp_path, [*TINY, f"ckpt_path={ckpt_path}"], "pipeline")
     for stage in ("guide", "student"):
         (run / stage).mkdir(parents=True)
-        stage_hash = run_hash(ltcl.pipeline.stage_config(cfg, stage, run))
+        stage_hash = run_hash(ltcl.cli.pipeline.stage_config(cfg, stage, run))
         record = {"epochs": 2, "metrics": {}, "run_hash": stage_hash}
         (run / stage / "results.json").write_text(json.dumps(record))
     called = []
-    monkeypatch.setattr(ltcl.pipeline, "train", lambda cfg: called.append(cfg.method.name) or {})
+    monkeypatch.setattr(
+        ltcl.cli.pipeline, "train", lambda cfg: called.append(cfg.method.name) or {}
+    )
     run_pipeline(cfg)
     assert called == expected
 
@@ -150,17 +153,19 @@ def test_a_finished_stage_trained_with_other_settings_is_not_reused(tmp_path, mo
         record = {"epochs": 2, "metrics": {}, "run_hash": "0000beef"}
         (run / stage / "results.json").write_text(json.dumps(record))
     called = []
-    monkeypatch.setattr(ltcl.pipeline, "train", lambda cfg: called.append(cfg.method.name) or {})
+    monkeypatch.setattr(
+        ltcl.cli.pipeline, "train", lambda cfg: called.append(cfg.method.name) or {}
+    )
     run_pipeline(cfg)
     assert called == ["guide", "student"]
 
 
 def test_total_epochs_split_between_the_stages(tmp_path):
     cfg = compose_train(tmp_path, ["stages.total_epochs=30", "stages.guide_share=0.25"], "pipeline")
-    assert ltcl.pipeline.stage_epochs(cfg) == (8, 22)
+    assert ltcl.cli.pipeline.stage_epochs(cfg) == (8, 22)
     bad = compose_train(tmp_path, ["stages.total_epochs=30", "stages.guide_share=1.0"], "pipeline")
     with pytest.raises(ConfigError, match="stages.guide_share"):
-        ltcl.pipeline.stage_epochs(bad)
+        ltcl.cli.pipeline.stage_epochs(bad)
 
 
 def test_peers_train_next_to_the_method_at_the_same_budget(tmp_path):
@@ -181,7 +186,7 @@ def test_peers_train_next_to_the_method_at_the_same_budget(tmp_path):
         assert results["method"] == method and results["epochs"] == 3, stage
         assert (results["config"]["ood"] is not None) == (stage == "colt")
     report = subprocess.run(
-        [sys.executable, "-m", "ltcl.evaluation.report.cli", str(run), "--metrics", "knn"],
+        [sys.executable, "-m", "ltcl.cli.report", str(run), "--metrics", "knn"],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
@@ -189,6 +194,45 @@ def test_peers_train_next_to_the_method_at_the_same_budget(tmp_path):
     assert report.returncode == 0, report.stderr
     for method in ("guide", "student", "sdclr", "bcl_D", "colt"):
         assert method in report.stdout
+
+
+def test_simclr_at_the_method_budget_is_the_simclr_peer(tmp_path):
+    """The one way to train SimCLR at the method's budget, stages.compare=[simclr]: in
+    <run dir>/simclr/, for guide + student epochs, on ID data only, with method=simclr's
+    settings, and in the run directory the pipeline has without it (added to a finished
+    pipeline, it reuses the guide and the student), as stages.simclr.enabled=true gave it."""
+    from omegaconf import OmegaConf
+
+    from ltcl.cli.pipeline import planned_stages, stage_config
+
+    base = [*TINY, "stages.student.epochs=1"]
+    cfg = compose_train(tmp_path, [*base, "stages.compare=[simclr]"], "pipeline")
+    assert planned_stages(cfg) == ["guide", "student", "simclr"]
+    assert run_hash(cfg) == run_hash(compose_train(tmp_path, base, "pipeline"))
+    simclr = stage_config(cfg, "simclr", tmp_path / "run")
+    assert simclr.paths.output_dir == str(tmp_path / "run" / "simclr")
+    assert simclr.trainer.max_epochs == 3 and simclr.ood is None and "stages" not in simclr
+    shared = [a for a in TINY if not a.startswith(("ood.", "method."))]
+    alone = compose_train(tmp_path, [*shared, "method=simclr"])  # ltcl-train method=simclr
+    assert OmegaConf.to_container(simclr.method, resolve=True) == OmegaConf.to_container(
+        alone.method, resolve=True
+    )
+    longer = compose_train(
+        tmp_path, [*base, "stages.compare=[simclr]", "stages.compare_epochs=5"], "pipeline"
+    )
+    assert stage_config(longer, "simclr", tmp_path / "run").trainer.max_epochs == 5
+    assert run_hash(longer) == run_hash(cfg)
+
+
+@pytest.mark.parametrize("retired", ["+stages.simclr.enabled=true", "+stages.simclr.epochs=4"])
+def test_the_retired_simclr_switch_is_refused_naming_the_one_way(tmp_path, retired):
+    """An old experiment file or `+stages.simclr...` composes, and is refused before training
+    with the new form named (on the command line without `+`, Hydra refuses it first and the
+    console prints the same line: tests/unit/test_errors.py)."""
+    cfg = compose_train(tmp_path, [*TINY, retired], "pipeline")
+    with pytest.raises(ConfigError, match=re.escape("stages.compare=[simclr]")):
+        run_pipeline(cfg)
+    assert not list(tmp_path.rglob("*.ckpt"))
 
 
 def test_an_unknown_peer_is_refused_before_training(tmp_path):
@@ -199,7 +243,7 @@ def test_an_unknown_peer_is_refused_before_training(tmp_path):
 
 
 def test_one_schedule_gives_each_stage_its_part_of_one_schedule(tmp_path):
-    from ltcl.pipeline import stage_config
+    from ltcl.cli.pipeline import stage_config
 
     cfg = compose_train(
         tmp_path,

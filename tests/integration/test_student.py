@@ -6,9 +6,9 @@ import pytest
 import torch
 from lightning.pytorch import Callback
 
-from ltcl.checkpoints import load_embedding_network
+from ltcl.cli.train import train
 from ltcl.errors import ConfigError
-from ltcl.train import train
+from ltcl.models.checkpoints import load_embedding_network
 from tests.helpers import StopAfterEpoch, compose_train
 
 SMALL = [

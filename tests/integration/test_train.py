@@ -12,8 +12,8 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
+from ltcl.cli.train import train
 from ltcl.errors import ConfigError, DataError
-from ltcl.train import train
 from tests.helpers import REPO_ROOT, DieAtEpochStart, Killed, StopAfterEpoch, compose_train
 
 TINY = [
@@ -147,7 +147,7 @@ def test_console_script_runs_a_few_steps(tmp_path):
     command = [
         sys.executable,
         "-m",
-        "ltcl.train",
+        "ltcl.cli.train",
         *TINY,
         "trainer.max_epochs=1",
         "trainer.enable_progress_bar=false",
@@ -160,7 +160,7 @@ def test_console_script_runs_a_few_steps(tmp_path):
     results = list(Path(tmp_path).glob("train/*/results.json"))
     assert len(results) == 1
     assert json.loads(results[0].read_text())["epochs"] == 1
-    # ltcl writes Hydra's record itself once training starts (ltcl/hydra_record.py)
+    # ltcl writes Hydra's record itself once training starts (ltcl/run/record.py)
     record = results[0].parent / ".hydra"
     assert "logger=csv" in (record / "overrides.yaml").read_text()
     assert OmegaConf.load(record / "config.yaml").trainer.max_epochs == 1
@@ -184,7 +184,7 @@ def test_multirun_over_split_seeds_and_report(tmp_path):
     command = [
         sys.executable,
         "-m",
-        "ltcl.train",
+        "ltcl.cli.train",
         "-m",
         *TINY,
         "trainer.max_epochs=1",
@@ -202,7 +202,7 @@ def test_multirun_over_split_seeds_and_report(tmp_path):
         "simclr_digits_lt_r10_split1_seed0",
     ]
     report = subprocess.run(
-        [sys.executable, "-m", "ltcl.evaluation.report.cli", str(tmp_path / "train" / "multirun")],
+        [sys.executable, "-m", "ltcl.cli.report", str(tmp_path / "train" / "multirun")],
         capture_output=True,
         text=True,
         timeout=120,

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from ltcl.cli.train import train
 from ltcl.errors import ConfigError
-from ltcl.objective import check_objective, is_test_metric
-from ltcl.run_identity import SAFE_TO_CHANGE, run_hash, training_identity
-from ltcl.train import train
+from ltcl.run.identity import SAFE_TO_CHANGE, run_hash, training_identity
+from ltcl.run.objective import check_objective, is_test_metric
 from tests.helpers import (
     BIN,
     REPO_ROOT,

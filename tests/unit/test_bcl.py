@@ -8,11 +8,11 @@ import math
 import pytest
 import torch
 
+from ltcl.cli.train import train
 from ltcl.data.batched_transforms import BatchedAugment
 from ltcl.data.transforms import AugmentConfig
 from ltcl.errors import ConfigError
 from ltcl.losses.nt_xent import nt_xent
-from ltcl.train import train
 from tests.helpers import StopAfterEpoch, compose_train
 
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from ltcl.cli.train import train
 from ltcl.errors import ConfigError
 from ltcl.ood.budgets import round_to_total, softmax_tail_budgets
 from ltcl.ood.clustering import cluster_id_embeddings, kmeans
 from ltcl.ood.tail_score import colt_tail_score
-from ltcl.train import train
 from tests.helpers import compose_train
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
-from ltcl.errors import ConfigError, one_line, run_console
+from ltcl.cli.console import one_line, run_console
+from ltcl.errors import ConfigError
 
 
 def test_one_line_folds_hydra_option_lists_and_drops_the_search_path():
@@ -36,6 +37,22 @@ def user_env(monkeypatch):
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     monkeypatch.delenv("LTCL_USER_HYDRA_FULL_ERROR", raising=False)
     monkeypatch.delenv("SUBMITIT_EXECUTOR", raising=False)
+
+
+def test_a_retired_key_is_one_line_naming_the_one_way_now(user_env, capsys):
+    """`ltcl-pipeline stages.simclr.enabled=true` (Hydra cannot override a key conf/ no longer
+    has): the line names stages.compare=[simclr] instead of guessing a close key."""
+    error = ConfigCompositionException(
+        "Could not override 'stages.simclr.enabled'.\nTo append to your config use "
+        "+stages.simclr.enabled=true\nKey 'simclr' is not in struct"
+    )
+    with pytest.raises(SystemExit) as exit_:
+        run_console(_raising(error), "pipeline")
+    assert exit_.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("ltcl: error: stages.simclr.enabled is no longer a setting")
+    assert "stages.compare=[simclr]" in lines[0] and "Did you mean" not in lines[0]
 
 
 def test_a_misspelt_key_is_one_line_with_the_closest_real_key(user_env, capsys):

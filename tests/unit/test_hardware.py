@@ -2,8 +2,8 @@
 
 import pytest
 
-from ltcl.config_checks import check_config
 from ltcl.errors import ConfigError
+from ltcl.run.config_checks import check_config
 from ltcl.utils import hardware
 from tests.helpers import compose_train
 
@@ -31,7 +31,7 @@ def test_more_cpu_processes_than_cores_is_refused(tmp_path, monkeypatch):
 
 
 def test_precision_is_recorded(tmp_path):
-    from ltcl.train import train
+    from ltcl.cli.train import train
 
     tiny = ["trainer.max_epochs=1", "eval.protocols=[knn]", "eval.plots=false"]
     results = train(compose_train(tmp_path, [*tiny, "model.backbone.width=8"]))

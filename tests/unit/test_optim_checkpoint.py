@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from ltcl import checkpoints as ckpt
 from ltcl.errors import ConfigError
 from ltcl.optim import LARS, parameter_groups, scaled_learning_rate, warmup_cosine_factor
+from ltcl.run import checkpoints as ckpt
 
 
 def test_no_weight_decay_on_bias_and_norm():

@@ -233,8 +233,8 @@ def test_colts_schedule_counts_the_longer_mixed_epochs(tmp_path, first_round):
     """As COLT's code: warm-up over warmup_epochs epochs of the ID set alone, then one cosine over
     every step actually taken, the mixed epochs' (N_id + K) // B included. A round before epoch
     0 (W = 0) runs after epoch 0's loader is built: its picks join from epoch 1, as with W = 1."""
+    from ltcl.cli.train import train
     from ltcl.optim import warmup_cosine_factor
-    from ltcl.train import train
 
     overrides = [
         "method=colt", "ood=embedded", "ood.source.num_crops=400",

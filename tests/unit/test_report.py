@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ltcl.cli.report import main
 from ltcl.errors import ConfigError, DataError
 from ltcl.evaluation.report import (
     aggregate,
@@ -24,7 +25,6 @@ from ltcl.evaluation.report import (
     to_markdown,
     write_all_plots,
 )
-from ltcl.evaluation.report.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO_ROOT / "notebooks" / "inspect_run.ipynb"

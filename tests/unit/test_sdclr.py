@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from ltcl.cli.train import train
 from ltcl.errors import ConfigError
 from ltcl.models.backbones import build_backbone
 from ltcl.models.pruning import (
@@ -17,7 +18,6 @@ from ltcl.models.pruning import (
     global_magnitude_masks,
     prunable_weights,
 )
-from ltcl.train import train
 from tests.helpers import StopAfterEpoch, compose_train
 
 

@@ -7,7 +7,7 @@ import torch
 
 from ltcl.errors import ConfigError
 from ltcl.ood.tail_score import topk_negative_mass
-from ltcl.per_sample import PerSampleEMA
+from ltcl.utils.per_sample import PerSampleEMA
 
 
 def reference_scores(z1, z2, tau, k):

@@ -1,6 +1,6 @@
 """Reports of finished runs: plots of one run and mean ± std tables over many.
 
-The ``ltcl-report`` command (``ltcl.evaluation.report.cli``) wraps :func:`find_results`,
+The ``ltcl-report`` command (``ltcl.cli.report``) wraps :func:`find_results`,
 :func:`aggregate` and :func:`to_markdown` for a multirun directory.
 """
 

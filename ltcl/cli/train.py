@@ -21,28 +21,28 @@ from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelChec
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 
-from ltcl.checkpoints import AtomicCheckpointIO, resolve_resume_path
-from ltcl.config_checks import check_config
-from ltcl.errors import report_errors, run_console
+from ltcl.cli.console import report_errors, run_console
+from ltcl.conf import CONFIG_DIR
 from ltcl.evaluation.protocols import evaluate_and_record
-from ltcl.hydra_record import WriteHydraRecord, defer_hydra_record, take_hydra_record
-from ltcl.loggers import build_loggers, log_results
-from ltcl.objective import run_for_objective
-from ltcl.run_identity import (
+from ltcl.run.checkpoints import AtomicCheckpointIO, resolve_resume_path
+from ltcl.run.config_checks import check_config
+from ltcl.run.identity import (
     check_resume_matches,
     identity_hash,
     register_resolver,
     training_identity,
 )
+from ltcl.run.instantiate import build
+from ltcl.run.loggers import build_loggers, log_results
+from ltcl.run.objective import run_for_objective
+from ltcl.run.record import WriteHydraRecord, defer_hydra_record, take_hydra_record
 from ltcl.utils.console import quiet_console
 from ltcl.utils.hardware import fit_threads_to_cores, resolve_precision
-from ltcl.utils.instantiate import build
 from ltcl.utils.lock import run_directory_lock
 
 register_resolver()  # ${ltcl_run_hash:} in run_name, before Hydra composes anything
 
 LAST_CHECKPOINT_NAME = "last"  # checkpoints/last.ckpt, what ckpt_path=last resumes
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
 def output_dir(cfg: DictConfig) -> Path:
@@ -63,7 +63,7 @@ RUN_RECORD_KEY = "ltcl_run"  # in every checkpoint: the training config it was t
 
 class RecordRunIdentity(Callback):
     """Writes the run's training config and its hash into every checkpoint, so that a resume
-    can be checked against it (:func:`ltcl.run_identity.check_resume_matches`)."""
+    can be checked against it (:func:`ltcl.run.identity.check_resume_matches`)."""
 
     def __init__(self, identity: dict[str, Any]):
         self.record = {"hash": identity_hash(identity), "identity": identity}
@@ -73,10 +73,10 @@ class RecordRunIdentity(Callback):
 
 
 def check_resume(resume: str | None, identity: dict[str, Any]) -> None:
-    """Refuse to resume a checkpoint trained with other settings (see ltcl.run_identity)."""
+    """Refuse to resume a checkpoint trained with other settings (see ltcl.run.identity)."""
     if resume is None:
         return
-    from ltcl.checkpoints import read_checkpoint
+    from ltcl.models.checkpoints import read_checkpoint
 
     record = read_checkpoint(resume).get(RUN_RECORD_KEY) or {}
     check_resume_matches(record.get("identity"), identity, resume)

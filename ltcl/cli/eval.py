@@ -17,12 +17,13 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from ltcl.checkpoints import check_data_matches, load_backbone
+from ltcl.cli.console import report_errors, run_console
+from ltcl.conf import CONFIG_DIR
 from ltcl.data.splits import split_fingerprint
-from ltcl.errors import ConfigError, report_errors, run_console
+from ltcl.errors import ConfigError
 from ltcl.evaluation.protocols import check_eval_settings, evaluate_and_record
-from ltcl.hydra_record import defer_hydra_record, take_hydra_record, write_hydra_record
-from ltcl.train import CONFIG_DIR
+from ltcl.models.checkpoints import check_data_matches, load_backbone
+from ltcl.run.record import defer_hydra_record, take_hydra_record, write_hydra_record
 
 
 def _run_of(ckpt_path: str) -> str:

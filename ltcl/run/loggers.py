@@ -16,8 +16,8 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from ltcl.errors import ConfigError
+from ltcl.run.instantiate import build
 from ltcl.utils.files import atomic_write_text
-from ltcl.utils.instantiate import build
 
 WANDB_ID_FILE = "wandb_run_id"
 

@@ -3,7 +3,7 @@
     ltcl-pipeline data=cifar10_lt_folder ood=tinyimagenet trainer.max_epochs=100
     ltcl-pipeline -m data=cifar10_lt_folder ood=tinyimagenet data.split.seed=0,1,2
 
-Each stage is an ordinary ``ltcl-train`` run (:func:`ltcl.train.train`) in a sub-directory,
+Each stage is an ordinary ``ltcl-train`` run (:func:`ltcl.cli.train.train`) in a sub-directory,
 so every ltcl-train option, resume rule and output applies to it. A stage is *finished*
 when its ``results.json`` records all its epochs: it is then reused, not retrained. An unfinished stage
 resumes from its ``checkpoints/last.ckpt`` (``ckpt_path=last``), so a pipeline killed at any
@@ -19,11 +19,14 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ltcl.errors import ConfigError, report_errors, run_console
-from ltcl.hydra_record import defer_hydra_record, take_hydra_record, write_hydra_record
-from ltcl.objective import run_for_objective
-from ltcl.run_identity import run_hash
-from ltcl.train import CONFIG_DIR, train
+from ltcl.cli.console import report_errors, run_console
+from ltcl.cli.train import train
+from ltcl.conf import CONFIG_DIR
+from ltcl.errors import ConfigError
+from ltcl.run.config_checks import check_retired_keys
+from ltcl.run.identity import run_hash
+from ltcl.run.objective import run_for_objective
+from ltcl.run.record import defer_hydra_record, take_hydra_record, write_hydra_record
 
 RESULTS_NAME = "results.json"
 
@@ -41,13 +44,6 @@ def stage_config(cfg: DictConfig, stage: str, run_dir: Path) -> DictConfig:
             stage_cfg.method.guide_checkpoint = str(run_dir / "guide" / "checkpoints" / "last.ckpt")
             stage_cfg.trainer.max_epochs = student_epochs
             stage_cfg.ood = None  # stage 2 trains on ID data only
-        elif stage == "simclr":
-            stage_cfg.method = cfg.stages.simclr.method
-            epochs = cfg.stages.simclr.epochs
-            stage_cfg.trainer.max_epochs = (
-                epochs if epochs is not None else guide_epochs + student_epochs
-            )
-            stage_cfg.ood = None
         elif stage in (cfg.stages.get("peers") or {}):
             stage_cfg.method = cfg.stages.peers[stage]
             epochs = cfg.stages.get("compare_epochs")
@@ -109,10 +105,8 @@ def finished_results(stage_dir: Path, epochs: int, expected_hash: str) -> dict[s
 
 
 def planned_stages(cfg: DictConfig) -> list[str]:
-    """guide, student, then SimCLR (stages.simclr.enabled) and every peer of stages.compare."""
+    """guide, student, then every peer of stages.compare (SimCLR at the same budget: simclr)."""
     stages = ["guide", "student"]
-    if cfg.stages.get("simclr") and cfg.stages.simclr.get("enabled"):
-        stages.append("simclr")
     peers = cfg.stages.get("peers") or {}
     for name in cfg.stages.get("compare") or []:
         if name not in peers:
@@ -125,6 +119,7 @@ def planned_stages(cfg: DictConfig) -> list[str]:
 
 
 def check_pipeline_config(cfg: DictConfig) -> None:
+    check_retired_keys(cfg)
     if not cfg.get("ood"):
         raise ConfigError(
             "ltcl-pipeline needs an OOD pool for the guide: add ood=... "
@@ -133,13 +128,12 @@ def check_pipeline_config(cfg: DictConfig) -> None:
     for stage, epochs in zip(("guide", "student"), stage_epochs(cfg), strict=True):
         if not isinstance(epochs, int) or epochs < 1:
             raise ConfigError(f"stages.{stage}.epochs must be an integer >= 1, got {epochs!r}")
-    for key in ("compare_epochs", "simclr.epochs"):
-        epochs = OmegaConf.select(cfg.stages, key)
-        if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
-            raise ConfigError(
-                f"stages.{key} must be an integer >= 1 or null (the method's guide + student "
-                f"epochs), got {epochs!r}"
-            )
+    epochs = cfg.stages.get("compare_epochs")
+    if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
+        raise ConfigError(
+            "stages.compare_epochs must be an integer >= 1 or null (the method's guide + student "
+            f"epochs), got {epochs!r}"
+        )
 
 
 def run_pipeline(cfg: DictConfig) -> dict[str, Any]:

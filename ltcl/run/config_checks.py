@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
+from ltcl.conf import RETIRED, retired
 from ltcl.errors import ConfigError
 from ltcl.utils.validate import check_int, check_positive
 
@@ -86,8 +87,17 @@ def _check_method_weight_decay(cfg: DictConfig) -> None:
         )
 
 
+def check_retired_keys(cfg: DictConfig) -> None:
+    """Refuse a key that conf/ retired (an old experiment file, a +key=... override), naming the
+    one way that does the same now (:data:`ltcl.conf.RETIRED`)."""
+    for key in RETIRED:
+        if OmegaConf.select(cfg, key, default=None) is not None:
+            raise ConfigError(retired(key))
+
+
 def check_config(cfg: DictConfig) -> None:
     """Fail before any data is read when values are inconsistent."""
+    check_retired_keys(cfg)
     _check_types(cfg)
     devices = cfg.trainer.get("devices", 1)
     world = (devices if isinstance(devices, int) else 1) * cfg.trainer.get("num_nodes", 1)

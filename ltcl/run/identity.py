@@ -36,9 +36,9 @@ SAFE_TO_CHANGE: tuple[str, ...] = (
     "verbose",
     "stages.guide.epochs",  # ltcl-pipeline: stage lengths (extend like trainer.max_epochs)
     "stages.student.epochs",
-    "stages.simclr.epochs",
-    "stages.simclr.enabled",
-    "stages.total_epochs",  # adding the baseline stage to a finished pipeline
+    "stages.compare",  # adding a peer (SimCLR, ...) to a finished pipeline: its own stage
+    "stages.compare_epochs",
+    "stages.total_epochs",
     "trainer.max_epochs",  # extend a run (the cosine schedule is recomputed for the new length)
     "trainer.max_time",
     "trainer.devices",  # same global batch on more or fewer processes trains the same model
@@ -117,7 +117,7 @@ def check_resume_matches(
     ways = (
         "either start a new run directory (drop the explicit run_name, or choose another), or "
         "retrain from scratch here with ckpt_path=null. Settings that may change on resume: "
-        "ltcl.run_identity.SAFE_TO_CHANGE (trainer.max_epochs, eval.*, logger.*, trainer.devices, ...)"
+        "ltcl.run.identity.SAFE_TO_CHANGE (trainer.max_epochs, eval.*, logger.*, trainer.devices, ...)"
     )
     if recorded is None:
         raise ConfigError(

@@ -36,7 +36,7 @@ def check_slurm_params(params: dict[str, Any]) -> None:
         )
 
 
-def render_sbatch(params: dict[str, Any], command: str = "python -m ltcl.train") -> str:
+def render_sbatch(params: dict[str, Any], command: str = "python -m ltcl.cli.train") -> str:
     """The sbatch script that submitit would write for these launcher params, without
     submitting anything (submitit's executor itself refuses to start without ``srun``).
 

@@ -1,7 +1,7 @@
 """.hydra/{config,hydra,overrides}.yaml, written when work starts rather than when Hydra starts.
 
 Hydra writes these three files into the run directory before the task function runs. Since a
-run directory is named by its training config (:mod:`ltcl.run_identity`), a command that
+run directory is named by its training config (:mod:`ltcl.run.identity`), a command that
 differs only in a setting that is safe to change (an evaluation protocol, the epoch count) lands
 in an earlier run's directory, and a typo there (``eval.protocols=[knnn]``) used to overwrite
 that run's record before ltcl refused the command. So ``hydra.output_subdir`` is null and ltcl

@@ -1,0 +1,1 @@
+"""The console commands: ltcl-train, ltcl-pipeline, ltcl-eval and ltcl-report (the top layer)."""

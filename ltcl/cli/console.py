@@ -1,0 +1,133 @@
+"""How a console command reports errors: one ``ltcl: error:`` line and exit code 2.
+
+Every check on user input raises an :mod:`ltcl.errors` error that names the problem and the
+fix; here a console command (a Hydra app) prints it, and Hydra's own composition errors, as one
+line instead of a traceback.
+"""
+
+from ltcl.conf import CONFIG_DIR, retired
+from ltcl.errors import LtclError
+
+
+def _traceback_requested(cfg=None) -> bool:
+    import os
+
+    return os.environ.get(
+        "LTCL_USER_HYDRA_FULL_ERROR", os.environ.get("HYDRA_FULL_ERROR")
+    ) == "1" or bool(cfg is not None and cfg.get("verbose"))
+
+
+def one_line(error: BaseException) -> str:
+    """A multi-line message (Hydra's "Available options in 'model':" lists) as one line."""
+    parts: list[str] = []
+    for line in str(error).splitlines():
+        line = line.strip()
+        if line.startswith("Config search path"):  # Hydra's internals, not the user's fix
+            break
+        if not line or line.startswith(("full_key:", "object_type=")):
+            continue
+        if parts and parts[-1].endswith(":") and not line.endswith(":"):
+            parts[-1] = f"{parts[-1]} {line}"
+        elif parts and ":" in parts[-1] and parts[-1].split(":")[0].startswith("Available options"):
+            parts[-1] = f"{parts[-1]}{'' if parts[-1].endswith(':') else ','} {line}"
+        else:
+            parts.append(line)
+    text = ""
+    for part in parts:
+        text += part if not text else (" " if text.endswith(".") else "; ") + part
+    return text
+
+
+def _close_keys(message: str, config_name: str) -> list[str]:
+    """Keys of the default config spelled like the one Hydra could not override."""
+    import difflib
+    import re
+
+    match = re.search(r"Could not override '([^']+)'", message)
+    if not match:
+        return []
+    try:
+        from hydra import compose, initialize_config_dir
+        from hydra.core.global_hydra import GlobalHydra
+        from omegaconf import OmegaConf
+
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose(config_name=config_name)
+        keys, stack = [], [("", OmegaConf.to_container(cfg, resolve=False))]
+        while stack:
+            prefix, node = stack.pop()
+            for key, value in node.items():
+                keys.append(f"{prefix}{key}")
+                if isinstance(value, dict):
+                    stack.append((f"{prefix}{key}.", value))
+        return difflib.get_close_matches(match.group(1), keys, n=2, cutoff=0.8)
+    except Exception:  # a hint only: never mask the real error
+        return []
+
+
+def run_console(hydra_main, config_name: str, program: str = "ltcl") -> None:
+    """Run a ``@hydra.main`` function as a console command.
+
+    A config Hydra cannot compose (an unknown group option, a key that does not exist, an
+    override that does not parse) prints as one ``ltcl: error:`` line with Hydra's own hint,
+    exit code 2, like ltcl's own errors. ``HYDRA_FULL_ERROR=1`` keeps the traceback.
+    """
+    import os
+    import re
+    import sys
+
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if "LTCL_USER_HYDRA_FULL_ERROR" not in os.environ:
+        os.environ["LTCL_USER_HYDRA_FULL_ERROR"] = os.environ.get("HYDRA_FULL_ERROR", "")
+    wants_traceback = _traceback_requested()
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing; we print
+    try:
+        hydra_main()
+    except (LtclError, HydraException, OmegaConfBaseException) as error:
+        cause = error.__cause__ if isinstance(error.__cause__, LtclError) else error
+        if wants_traceback or os.environ.get("SUBMITIT_EXECUTOR"):
+            raise
+        message = one_line(cause)
+        missing = re.match(r"Missing mandatory value: ([\w.]+)", message)
+        if missing:
+            message = (
+                f"{missing.group(1)} has no value and this config needs one: give it on the "
+                f"command line, {missing.group(1)}=..."
+            )
+        overridden = re.search(r"Could not override '([^']+)'", message)
+        if overridden and retired(overridden.group(1)):
+            message = retired(overridden.group(1))  # a key conf/ retired: the one way now
+        elif overridden:
+            close = _close_keys(message, config_name)
+            message += f". Did you mean {' or '.join(close)}?" if close else ""
+            message += " (see every key with --cfg job)"
+        print(f"{program}: error: {message}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
+def report_errors(task):
+    """Decorate a Hydra task function: an ltcl error prints as one line and exits with code 2.
+
+    Hydra would print a traceback; ours already say what is wrong and how to fix it. Set
+    HYDRA_FULL_ERROR=1 (or verbose=true) for the full traceback. Inside a SLURM job
+    (submitit) the error is raised as it is: submitit sends it back to the sweep that
+    submitted the job, which then fails with this message instead of waiting on a dead job.
+    """
+    import functools
+    import os
+    import sys
+
+    @functools.wraps(task)
+    def wrapper(cfg):
+        try:
+            return task(cfg)
+        except LtclError as error:
+            if _traceback_requested(cfg) or os.environ.get("SUBMITIT_EXECUTOR"):
+                raise
+            print(f"ltcl: error: {error}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+
+    return wrapper
