@@ -5,13 +5,13 @@
 # labels agree (`train/guided_positive_precision`) against the share among all candidate pairs
 # (`train/same_class_rate`, what random positives reach). Labels are read for this analysis
 # only; they never enter the loss.
-#   GUIDE=<guide run>/checkpoints/last.ckpt SPLIT=1 bash benchmarks/guided_positives_analysis.sh
+#   GUIDE=<guide run>/checkpoints/last.ckpt SPLIT=1 bash benchmarks/analyses/guided_positives_analysis.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 BIN=${BIN:-.venv/bin}
 EPOCHS=${EPOCHS:-5}
 SPLIT=${SPLIT:-1}
-OUT=benchmarks/results/guided_positives
+OUT=benchmarks/analyses/results/guided_positives
 LOG=${LTCL_LOG_DIR:-outputs}
 : "${GUIDE:?set GUIDE=<guide run>/checkpoints/last.ckpt}"
 mkdir -p "$OUT"

@@ -1,7 +1,7 @@
 """What the OOD sampler picked: for a guide (or COLT) run, each cluster's true ID classes, its
 budget and the pool classes it took, at the last round and over all rounds.
 
-    python benchmarks/sampler_analysis.py <run dir> [--out <dir>]
+    python benchmarks/analyses/sampler_analysis.py <run dir> [--out <dir>]
 
 Labels are read from the data for this analysis only; the sampler never sees them. Writes
 `sampler_analysis.json`, `sampler_analysis.md` and `sampler_analysis.png` into --out.

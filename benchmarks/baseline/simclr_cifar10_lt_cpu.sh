@@ -4,7 +4,7 @@
 # The online kNN (k=200, T=0.1) runs on the held-out validation split every 10 epochs and on
 # the test set at the end. Extra Hydra overrides are passed through, e.g. EPOCHS=5 or seed=1.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 EPOCHS=${EPOCHS:-50}
 .venv/bin/ltcl-train \
   task_name=benchmark \

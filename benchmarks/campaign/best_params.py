@@ -1,6 +1,6 @@
 """Print an Optuna sweep's best parameters as Hydra overrides, one per line.
 
-python benchmarks/best_params.py <sweep dir>/optimization_results.yaml [--only PREFIX ...]
+python benchmarks/campaign/best_params.py <sweep dir>/optimization_results.yaml [--only PREFIX ...]
 """
 
 import argparse

@@ -16,28 +16,28 @@
 #   3t. the first 10 trials' choice (experiment=method_tuned_cpu_10trials), one schedule;
 #   3g. the tuned guide alone for the whole budget (stage 1 against the random-OOD control);
 #   3u. the tuned method with one schedule and the stage 1 that the medium tier's own ablation
-#       chose on split 0's validation (RETUNED: overrides, benchmarks/stage1_ablation_medium_cpu.sh);
+#       chose on split 0's validation (RETUNED: overrides, benchmarks/campaign/stage1_ablation_medium_cpu.sh);
 #   4. SimCLR at equal *images processed*: the method's guide sees one OOD image per ID image,
 #      so guide E/2 + student E/2 processes 1.5 E ID-epochs of images and the random / COLT
 #      controls 2 E; SimCLR trains 1.5 E and 2 E epochs on splits FINAL_SPLITS;
-#   5. ltcl-report tables (test kNN and probe (b)) into benchmarks/results/campaign_cifar10_lt_cpu.
+#   5. ltcl-report tables (test kNN and probe (b)) into benchmarks/campaign/results/campaign_cifar10_lt_cpu.
 # Resumable: every run has a stable directory and the study lives in sqlite. STEPS picks the
 # steps (e.g. STEPS=3c,4 for the COLT control and the equal-images SimCLR only); a search with
 # more TRIALS continues the sqlite study where it stopped.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 BIN=${BIN:-.venv/bin}
 TRIALS=${TRIALS:-20}
 SEARCH_EPOCHS=${SEARCH_EPOCHS:-16}
 FINAL_EPOCHS=${FINAL_EPOCHS:-40}
 FINAL_SPLITS=${FINAL_SPLITS:-1,2,3}
 # The tier: MODEL=cifar_resnet10_w16 TIER=_medium runs steps 3-5 on the medium tier
-# (benchmarks/campaign_medium_cifar10_lt_cpu.sh); TIER suffixes the final tasks' names.
+# (benchmarks/campaign/campaign_medium_cifar10_lt_cpu.sh); TIER suffixes the final tasks' names.
 MODEL=${MODEL:-small}
 TIER=${TIER:-}
 IMAGE_EPOCHS=${IMAGE_EPOCHS:-"$((FINAL_EPOCHS * 3 / 2)) $((FINAL_EPOCHS * 2))"}
 LOG=${LTCL_LOG_DIR:-outputs}
-OUT=benchmarks/results/campaign_cifar10_lt_cpu
+OUT=benchmarks/campaign/results/campaign_cifar10_lt_cpu
 mkdir -p "$OUT" "$LOG"
 common=(
   data=cifar10_lt_folder model=$MODEL trainer=cpu data.global_batch_size=256
@@ -67,8 +67,8 @@ best="$LOG/campaign_search/multirun/optimization_results.yaml"
 cp "$best" "$OUT/search_best.yaml"
 "$BIN/ltcl-report" "$LOG/campaign_search/multirun" --metrics knn --group-by method config.task_name --out "$OUT/search" || true
 fi
-mapfile -t tuned < <("$BIN/python" benchmarks/best_params.py "$best")
-mapfile -t schedule < <("$BIN/python" benchmarks/best_params.py "$best" --only method.sampler. ood.)
+mapfile -t tuned < <("$BIN/python" benchmarks/campaign/best_params.py "$best")
+mapfile -t schedule < <("$BIN/python" benchmarks/campaign/best_params.py "$best" --only method.sampler. ood.)
 stamp "tuned: ${tuned[*]}"
 
 if want 3; then
@@ -90,7 +90,7 @@ done
 if want 3g; then
   # The tuned stage 1 alone for the whole budget: against the random-OOD control (same images,
   # same schedule) it isolates what the guide's losses and the clusters' picks do.
-  mapfile -t stage1 < <("$BIN/python" benchmarks/best_params.py "$best" --only method. ood.)
+  mapfile -t stage1 < <("$BIN/python" benchmarks/campaign/best_params.py "$best" --only method. ood.)
   stamp "3/5 the tuned guide alone, $FINAL_EPOCHS epochs, splits $FINAL_SPLITS"
   "$BIN/ltcl-train" -m task_name=campaign_final_guide$TIER "${common[@]}" method=guide "${pool[@]}" \
     "${stage1[@]}" trainer.max_epochs="$FINAL_EPOCHS" data.split.seed="$FINAL_SPLITS" \
@@ -107,7 +107,7 @@ if want 3s; then
 fi
 
 if want 3u; then
-  # The small tier's stage-1 weights do not carry over to the medium tier (benchmarks/README.md
+  # The small tier's stage-1 weights do not carry over to the medium tier (docs/research_record.md
   # 8.7): the same pipeline as step 3s with the stage-1 overrides RETUNED on top.
   read -r -a retuned <<< "${RETUNED:?RETUNED=<stage-1 overrides chosen on split 0 validation>}"
   stamp "3/5 the method with the re-tuned stage 1 (${retuned[*]}), one schedule, splits $FINAL_SPLITS"
@@ -122,7 +122,7 @@ if want 3v; then
   # step 3s's guide on each split, with the tuned student settings, the variant's overrides on
   # top and the offsets the pipeline gives its student under one schedule (campaign_pairs.py
   # lists the config keys in which each differs from the pipeline's own student).
-  mapfile -t student < <("$BIN/python" benchmarks/best_params.py "$best" \
+  mapfile -t student < <("$BIN/python" benchmarks/campaign/best_params.py "$best" \
     --only stages.student.method. | sed 's/^stages\.student\.method\./method./')
   IFS=';' read -r -a entries <<< "$FINAL_VARIANTS"
   for split in ${FINAL_SPLITS//,/ }; do
@@ -176,6 +176,6 @@ for d in "$LOG"/campaign_final_student_*; do  # step 3v's students of this tier
 done
 "$BIN/ltcl-report" "${runs[@]}" --metrics knn linear --group-by method config.task_name \
   config.trainer.max_epochs --out "$OUT/final$TIER"
-"$BIN/python" benchmarks/campaign_pairs.py "$LOG" "$OUT/campaign_pairs$TIER.md" --tier "$TIER"
+"$BIN/python" benchmarks/campaign/campaign_pairs.py "$LOG" "$OUT/campaign_pairs$TIER.md" --tier "$TIER"
 fi
 stamp done

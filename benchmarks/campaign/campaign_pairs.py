@@ -1,9 +1,9 @@
 """The campaign's final runs side by side per split, and the paired differences the README
 quotes (each pair shares the split; the two runs differ in one thing).
 
-    python benchmarks/campaign_pairs.py <log dir> [out.md] [--tier _medium]
+    python benchmarks/campaign/campaign_pairs.py <log dir> [out.md] [--tier _medium]
 
-<log dir> holds the tasks of benchmarks/campaign_cifar10_lt_cpu.sh: campaign_final (the method
+<log dir> holds the tasks of benchmarks/campaign/campaign_cifar10_lt_cpu.sh: campaign_final (the method
 with a schedule per stage + SimCLR), campaign_final_one_schedule (step 3s), campaign_final_random
 and campaign_final_colt (controls), campaign_final_simclr_images_e45 / _e60 (step 4). Images
 processed, in ID epochs' worth: SimCLR 30 -> 1x; the method (guide 15 on ID + 1:1 OOD, student
@@ -95,7 +95,7 @@ def times(value: float | None) -> str:
 
 
 def tier_runs(log: Path, tier: str) -> dict[str, tuple[str, str | None, str]]:
-    """The medium tier's runs (benchmarks/campaign_medium_cifar10_lt_cpu.sh): the method with
+    """The medium tier's runs (benchmarks/campaign/campaign_medium_cifar10_lt_cpu.sh): the method with
     one schedule (and its guide), SimCLR at the shortest and longest budget found, the
     controls, the stage-2 variants (step 3v) and the 10-trial settings (step 3t)."""
     budgets = sorted(

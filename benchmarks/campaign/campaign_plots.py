@@ -1,6 +1,6 @@
 """Per-class test accuracy against training count, one line per method, mean over splits.
 
-    python benchmarks/campaign_plots.py <dir with the final runs' results.json> <out.png>
+    python benchmarks/campaign/campaign_plots.py <dir with the final runs' results.json> <out.png>
 
 Reads every results.json below the directory, groups them by (method, task), and plots the
 probe (b) and kNN per-class accuracies against each class's training count (log scale), so

@@ -1,6 +1,6 @@
-"""Tables of the effectiveness campaign (benchmarks/campaign_cifar10_lt_cpu.sh), from its runs.
+"""Tables of the effectiveness campaign (benchmarks/campaign/campaign_cifar10_lt_cpu.sh), from its runs.
 
-    python benchmarks/campaign_summary.py <log dir> <out dir>
+    python benchmarks/campaign/campaign_summary.py <log dir> <out dir>
 
 Writes <out dir>/search.md (every trial: its overrides, the guide's and the student's
 *validation* kNN, wall time; the SimCLR reference at the same budget) and copies each final
@@ -142,7 +142,7 @@ def copy_tier_runs(log_dir: str, out_dir: str, tier: str) -> None:
 
 
 if __name__ == "__main__":
-    # python benchmarks/campaign_summary.py <log dir> <out dir> [--tier _medium]
+    # python benchmarks/campaign/campaign_summary.py <log dir> <out dir> [--tier _medium]
     if len(sys.argv) == 5 and sys.argv[3] == "--tier":
         copy_tier_runs(sys.argv[1], sys.argv[2], sys.argv[4])
     else:

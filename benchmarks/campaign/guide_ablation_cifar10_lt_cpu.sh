@@ -4,7 +4,7 @@
 # The kl_cluster + lambda_dd 0.1 run is the split-0 guide of guide_vs_simclr (beta 1, the
 # default then; the default is 0 since guide_beta_cifar10_lt_cpu.sh).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 EPOCHS=${EPOCHS:-50}
 common=(
   task_name=guide_ablation method=guide data.split.seed=0
@@ -18,7 +18,7 @@ common=(
 )
 .venv/bin/ltcl-train -m "${common[@]}" method/sampler=colt,random "$@"
 .venv/bin/ltcl-train -m "${common[@]}" method/sampler=kl_cluster method.lambda_dd=0.0 "$@"
-mkdir -p benchmarks/results/guide_ablation_cifar10_lt_cpu
+mkdir -p benchmarks/campaign/results/guide_ablation_cifar10_lt_cpu
 .venv/bin/ltcl-report outputs/guide_ablation/multirun outputs/guide_vs_simclr/multirun/guide_cifar10_lt_r100_split0_seed0 \
   --metrics knn linear --group-by config.sampler.strategy config.method.lambda_dd config.method.beta \
-  --out benchmarks/results/guide_ablation_cifar10_lt_cpu
+  --out benchmarks/campaign/results/guide_ablation_cifar10_lt_cpu

@@ -2,7 +2,7 @@
 # Stage 1 on split 0: the weight beta of the pseudo-label positives in L_PSD (1 is the
 # value of guide_vs_simclr), same settings as guide_ablation_cifar10_lt_cpu.sh.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 EPOCHS=${EPOCHS:-50}
 .venv/bin/ltcl-train -m \
   task_name=guide_ablation method=guide data.split.seed=0 \
@@ -16,4 +16,4 @@ EPOCHS=${EPOCHS:-50}
   method.beta=0.0,0.25 "$@"
 .venv/bin/ltcl-report outputs/guide_ablation/multirun outputs/guide_vs_simclr/multirun/guide_cifar10_lt_r100_split0_seed0 \
   --metrics knn linear --group-by config.sampler.strategy config.method.lambda_dd config.method.beta \
-  --out benchmarks/results/guide_ablation_cifar10_lt_cpu
+  --out benchmarks/campaign/results/guide_ablation_cifar10_lt_cpu

@@ -5,7 +5,7 @@
 # The guide: W = 10 warm-up epochs, a round every R = 10 epochs, K = 5,000 OOD images per
 # round picked from 20,000 seeded candidates, L_PSD + 0.1 L_DD (BCE domain head).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 EPOCHS=${EPOCHS:-50}
 .venv/bin/ltcl-train -m \
   task_name=guide_vs_simclr \
@@ -26,4 +26,4 @@ EPOCHS=${EPOCHS:-50}
   ckpt_path=null \
   "$@"
 .venv/bin/ltcl-report outputs/guide_vs_simclr/multirun --metrics knn linear \
-  --out benchmarks/results/guide_vs_simclr_cifar10_lt_cpu
+  --out benchmarks/campaign/results/guide_vs_simclr_cifar10_lt_cpu

@@ -7,7 +7,7 @@ would ignore the old ones. Values and distributions are unchanged (the refactor 
 not meanings: the method's runs reproduce bit for bit across it). A copy of the database is kept
 beside it as <name>.legacy_keys.db.
 
-python benchmarks/migrate_study_keys.py outputs/campaign_search.db
+python benchmarks/campaign/migrate_study_keys.py outputs/campaign_search.db
 """
 
 import argparse

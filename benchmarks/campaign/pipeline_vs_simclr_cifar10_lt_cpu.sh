@@ -6,7 +6,7 @@
 # ltcl-report. The guide: W 10, R 10, K 5,000 of 20,000 candidates, lambda_dd 0.1, and
 # method.beta=BETA (chosen from the stage-1 ablation, guide_beta_cifar10_lt_cpu.sh).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 EPOCHS=${EPOCHS:-40}   # per stage; SimCLR trains 2 x EPOCHS
 BETA=${BETA:-0.0}
 SPLITS=${SPLITS:-0,1,2}
@@ -21,6 +21,6 @@ common=(
   ood.candidates_per_round=20000 method.beta="$BETA" stages.simclr.enabled=true \
   data.split.seed="$SPLITS"
 
-# The stage-2 ablation on split 0 is benchmarks/student_ablation_cifar10_lt_cpu.sh.
+# The stage-2 ablation on split 0 is benchmarks/campaign/student_ablation_cifar10_lt_cpu.sh.
 .venv/bin/ltcl-report outputs/$task/multirun --metrics knn linear \
-  --out benchmarks/results/pipeline_vs_simclr_cifar10_lt_cpu
+  --out benchmarks/campaign/results/pipeline_vs_simclr_cifar10_lt_cpu

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# The plain SimCLR student (benchmarks/README.md 8.9's best validation row: k_pos 0, lambda_dl 0,
+# The plain SimCLR student (docs/research_record.md 8.9's best validation row: k_pos 0, lambda_dl 0,
 # no repulsion weights, i.e. NT-Xent continued from the guide) trained from the guide of a
 # recorded pipeline run, with that run's split, epochs, one-schedule offsets and student
 # settings, so that it is paired with the run's own student (same guide, data and schedule;
-# only the three switches differ, which benchmarks/plain_student_summary.py checks). Used for
-# the 100-epoch runs of benchmarks/README.md 8.11. Test and validation metrics both land in
+# only the three switches differ, which benchmarks/campaign/plain_student_summary.py checks). Used for
+# the 100-epoch runs of docs/research_record.md 8.11. Test and validation metrics both land in
 # the student's results.json.
-#   PIPELINE=<pipeline run dir> TASK=<task name> bash benchmarks/plain_student_from_pipeline_cpu.sh
+#   PIPELINE=<pipeline run dir> TASK=<task name> bash benchmarks/campaign/plain_student_from_pipeline_cpu.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 BIN=${BIN:-.venv/bin}
 : "${PIPELINE:?PIPELINE=<a pipeline run directory with pipeline.json and guide/checkpoints/last.ckpt>}"
 : "${TASK:?TASK=<task name for the student run>}"

@@ -1,10 +1,10 @@
 """The plain SimCLR student (stage 2's validation choice on the medium tier,
 experiment=method_tuned_medium_plain_student_cpu) against SimCLR, the method and the OOD
-controls on the splits never tuned on, at 30, 100 and 200 ID epochs (benchmarks/README.md 8.11).
+controls on the splits never tuned on, at 30, 100 and 200 ID epochs (docs/research_record.md 8.11).
 
-    python benchmarks/plain_student_summary.py [results dir] [--out <prefix>]
+    python benchmarks/campaign/plain_student_summary.py [results dir] [--out <prefix>]
 
-Reads the copied results.json files under benchmarks/results/campaign_cifar10_lt_cpu
+Reads the copied results.json files under benchmarks/campaign/results/campaign_cifar10_lt_cpu
 (runs_medium, runs_medium_plain, runs_medium_e100, runs_medium_e200) and writes <prefix>.md, <prefix>.json and
 <prefix>.png: per split, mean ± population std over splits, and paired differences (each pair
 shares the split). Before it reports, it checks what the pairing assumes: the plain student
@@ -360,8 +360,12 @@ def plot_per_class(report: dict, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("root", nargs="?", default="benchmarks/results/campaign_cifar10_lt_cpu")
-    parser.add_argument("--out", default="benchmarks/results/campaign_cifar10_lt_cpu/plain_student")
+    parser.add_argument(
+        "root", nargs="?", default="benchmarks/campaign/results/campaign_cifar10_lt_cpu"
+    )
+    parser.add_argument(
+        "--out", default="benchmarks/campaign/results/campaign_cifar10_lt_cpu/plain_student"
+    )
     args = parser.parse_args()
     report = summarise(Path(args.root))
     text = markdown(report)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Which part of the tuned stage 1 costs the medium tier its accuracy (benchmarks/README.md 8.8)?
+# Which part of the tuned stage 1 costs the medium tier its accuracy (docs/research_record.md 8.8)?
 # On the tuning data only: split 0, *validation* kNN and probe (b), model=cifar_resnet10_w16,
 # the guide alone for EPOCHS ID epochs with the search's OOD schedule (K, W, R, batch ratio),
 # one row per stage-1 setting (ROWS picks and orders them; every row sees the same images):
@@ -15,20 +15,20 @@
 # whole pipelines (the search's settings, one schedule, EPOCHS ID epochs over both stages) with a
 # stage 1 chosen from the rows above (overrides without a prefix go to the guide,
 # stages.student.method.* to the student), task stage1_medium_method_<name>; then
-# benchmarks/stage1_ablation_summary.py.
-#   LTCL_LOG_DIR=<campaign log dir> bash benchmarks/stage1_ablation_medium_cpu.sh
-#   ROWS= PIPELINES="lambda_dd_0:method.lambda_dd=0" bash benchmarks/stage1_ablation_medium_cpu.sh
+# benchmarks/campaign/stage1_ablation_summary.py.
+#   LTCL_LOG_DIR=<campaign log dir> bash benchmarks/campaign/stage1_ablation_medium_cpu.sh
+#   ROWS= PIPELINES="lambda_dd_0:method.lambda_dd=0" bash benchmarks/campaign/stage1_ablation_medium_cpu.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 BIN=${BIN:-.venv/bin}
 LOG=${LTCL_LOG_DIR:-outputs}
 EPOCHS=${EPOCHS:-30}
 PIPELINES=${PIPELINES:-}
 ROWS=${ROWS-random_ood,tuned,lambda_dd_0,beta_0,cluster_picks,random_supcon,simclr}
-OUT=benchmarks/results/stage1_ablation_medium_cpu
+OUT=benchmarks/campaign/results/stage1_ablation_medium_cpu
 best="$LOG/campaign_search/multirun/optimization_results.yaml"
-[ -f "$best" ] || best=benchmarks/results/campaign_cifar10_lt_cpu/search_best.yaml
-mapfile -t stage1 < <("$BIN/python" benchmarks/best_params.py "$best" --only method. ood.)
+[ -f "$best" ] || best=benchmarks/campaign/results/campaign_cifar10_lt_cpu/search_best.yaml
+mapfile -t stage1 < <("$BIN/python" benchmarks/campaign/best_params.py "$best" --only method. ood.)
 common=(
   data=cifar10_lt_folder model=cifar_resnet10_w16 trainer=cpu data.global_batch_size=256
   trainer.enable_progress_bar=false trainer.check_val_every_n_epoch=1000 data.split.seed=0
@@ -57,7 +57,7 @@ for name in ${ROWS//,/ }; do
     ood=tinyimagenet ood.candidates_per_round=20000 "${stage1[@]}" "${extra[@]}"
 done
 IFS=';' read -r -a entries <<< "$PIPELINES"
-mapfile -t tuned < <("$BIN/python" benchmarks/best_params.py "$best")
+mapfile -t tuned < <("$BIN/python" benchmarks/campaign/best_params.py "$best")
 for entry in "${entries[@]}"; do
   name=${entry%%:*}
   read -r -a extra <<< "${entry#*:}"
@@ -66,4 +66,4 @@ for entry in "${entries[@]}"; do
     ood=tinyimagenet ood.candidates_per_round=20000 "${tuned[@]}" "${extra[@]}" \
     stages.total_epochs="$EPOCHS" stages.one_schedule=true
 done
-"$BIN/python" benchmarks/stage1_ablation_summary.py "$LOG" --out "$OUT"
+"$BIN/python" benchmarks/campaign/stage1_ablation_summary.py "$LOG" --out "$OUT"

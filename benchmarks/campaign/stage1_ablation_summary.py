@@ -1,8 +1,8 @@
-"""The medium tier's stage-1 ablation table (benchmarks/stage1_ablation_medium_cpu.sh):
+"""The medium tier's stage-1 ablation table (benchmarks/campaign/stage1_ablation_medium_cpu.sh):
 split 0, *validation* kNN and probe (b), one run per row (a guide alone, SimCLR, or a whole
 pipeline: its student), each against the random-OOD control.
 
-    python benchmarks/stage1_ablation_summary.py <log dir> --out <dir>
+    python benchmarks/campaign/stage1_ablation_summary.py <log dir> --out <dir>
 
 Only validation numbers: these are tuning decisions. Writes <out>/summary.md and
 <out>/summary.json (the rows' overrides are read back from each run's recorded config).

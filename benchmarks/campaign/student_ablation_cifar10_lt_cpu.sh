@@ -4,7 +4,7 @@
 # scratch) for EPOCHS student epochs (20: half the pipeline's student budget, to fit the
 # session; the full student is rerun at the same length as the reference).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 EPOCHS=${EPOCHS:-20}
 guide_ckpt=outputs/pipeline_vs_simclr/multirun/pipeline_cifar10_lt_r100_split0_seed0/guide/checkpoints/last.ckpt
 ablate() {  # run name, overrides...
@@ -20,4 +20,4 @@ ablate student_no_force_weights method.attraction_weights=false method.repulsion
 ablate student_no_distillation method.lambda_dl=0
 ablate student_from_scratch method.init=scratch
 .venv/bin/ltcl-report outputs/student_ablation --metrics knn linear --group-by method config.run_name \
-  --out benchmarks/results/student_ablation_cifar10_lt_cpu
+  --out benchmarks/campaign/results/student_ablation_cifar10_lt_cpu

@@ -7,20 +7,20 @@
 #     trial's student itself (seed 0 must reproduce it: checked by the summary);
 #   stage1: whole pipelines at the search budget, each with one stage-1 component changed
 #     (beta 0, lambda_dd 0, random OOD picks instead of the clusters').
-# Then benchmarks/student_variants_summary.py writes the table.
-#   LTCL_LOG_DIR=<campaign log dir> PARTS=stage2,stage1 bash benchmarks/student_variants_cpu.sh
+# Then benchmarks/campaign/student_variants_summary.py writes the table.
+#   LTCL_LOG_DIR=<campaign log dir> PARTS=stage2,stage1 bash benchmarks/campaign/student_variants_cpu.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 BIN=${BIN:-.venv/bin}
 LOG=${LTCL_LOG_DIR:-outputs}
 SEEDS=${SEEDS:-0,1}
 PARTS=${PARTS:-stage2,stage1}
-OUT=benchmarks/results/student_variants_cpu
+OUT=benchmarks/campaign/results/student_variants_cpu
 mkdir -p "$OUT"
 search="$LOG/campaign_search/multirun"
-trial=$("$BIN/python" benchmarks/student_variants_summary.py --best-trial "$search")
+trial=$("$BIN/python" benchmarks/campaign/student_variants_summary.py --best-trial "$search")
 epochs=$("$BIN/python" -c "import json,sys; print(json.load(open(sys.argv[1]))['stages']['student']['epochs'])" "$trial/pipeline.json")
-mapfile -t tuned < <("$BIN/python" benchmarks/best_params.py "$search/optimization_results.yaml" \
+mapfile -t tuned < <("$BIN/python" benchmarks/campaign/best_params.py "$search/optimization_results.yaml" \
   --only stages.student.method. | sed 's/^stages\.student\.method\./method./')
 echo "[variants] best trial $trial, student $epochs epochs: ${tuned[*]}"
 base=(
@@ -54,7 +54,7 @@ if [[ ",$PARTS," == *",stage2,"* ]]; then
   done
 fi
 if [[ ",$PARTS," == *",stage1,"* ]]; then
-  mapfile -t pipeline < <("$BIN/python" benchmarks/best_params.py "$search/optimization_results.yaml")
+  mapfile -t pipeline < <("$BIN/python" benchmarks/campaign/best_params.py "$search/optimization_results.yaml")
   total=$("$BIN/python" -c "import json,sys; s=json.load(open(sys.argv[1]))['stages']; print(s['guide']['epochs'] + s['student']['epochs'])" "$trial/pipeline.json")
   stage1=(
     "tuned:"
@@ -70,4 +70,4 @@ if [[ ",$PARTS," == *",stage1,"* ]]; then
       ood.candidates_per_round=20000 "${pipeline[@]}" stages.total_epochs="$total" "${extra[@]}"
   done
 fi
-"$BIN/python" benchmarks/student_variants_summary.py "$LOG" --trial "$trial" --out "$OUT"
+"$BIN/python" benchmarks/campaign/student_variants_summary.py "$LOG" --trial "$trial" --out "$OUT"

@@ -1,8 +1,8 @@
-"""The ablation and stage-2 variants' tables (benchmarks/student_variants_cpu.sh): validation
+"""The ablation and stage-2 variants' tables (benchmarks/campaign/student_variants_cpu.sh): validation
 kNN on split 0, mean ± population std over the train seeds.
 
-    python benchmarks/student_variants_summary.py <log dir> --trial <best trial dir> --out <dir>
-    python benchmarks/student_variants_summary.py --best-trial <search multirun dir>
+    python benchmarks/campaign/student_variants_summary.py <log dir> --trial <best trial dir> --out <dir>
+    python benchmarks/campaign/student_variants_summary.py --best-trial <search multirun dir>
 
 Only validation numbers: these are tuning decisions. Writes <out>/summary.md and
 <out>/summary.json; checks that each part's "tuned" run at seed 0 reproduces the search trial.

@@ -13,7 +13,7 @@
 # DRY=1 runs every stage on the CPU with tiny settings (a slow-tier test does), so the script is
 # known to work before a device is lent. On the device it needs .devcarry/ as gpu_check.sh does.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 OUT=${OUT:-outputs/gpu_campaign}
 DRY=${DRY:-0}
 mkdir -p "$OUT/runs"
@@ -43,7 +43,7 @@ timeout "$TEST_CAP" "$PY" -m pytest -q -p no:cacheprovider -m gpu tests > "$OUT/
 tail -2 "$OUT/test_gpu.txt"
 
 stamp "2/4 throughput"
-timeout 300 "$PY" benchmarks/plain_simclr_reference.py "${plain[@]}" --out "$OUT/plain.json" > /dev/null
+timeout 300 "$PY" benchmarks/throughput/plain_simclr_reference.py "${plain[@]}" --out "$OUT/plain.json" > /dev/null
 for method in simclr guide; do
   extra=(); [ "$method" = guide ] && extra=(method=guide "${pool[@]}")
   train task_name=tp_$method run_name=$method "${common[@]}" "${extra[@]}" trainer.max_epochs=$EPOCHS \
@@ -54,7 +54,7 @@ train task_name=tp_student run_name=student "${common[@]}" method=student \
   method.guide_checkpoint="$OUT/logs/tp_guide/guide/checkpoints/last.ckpt" trainer.max_epochs=$EPOCHS \
   trainer.max_time=$T_RUN 'eval.protocols=[knn]' eval.plots=false > "$OUT/tp_student.log" 2>&1
 cp -r "$OUT/logs/tp_student/student" "$OUT/runs/student" 2>/dev/null
-"$PY" benchmarks/throughput_table.py "$OUT"
+"$PY" benchmarks/throughput/throughput_table.py "$OUT"
 
 stamp "3/4 $CONCURRENT concurrent SimCLR processes"
 for i in $(seq 1 "$CONCURRENT"); do

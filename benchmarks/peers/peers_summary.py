@@ -1,8 +1,8 @@
-"""The peers table of benchmarks/README.md section 9 and the README: mean ± std over splits.
+"""The peers table of docs/research_record.md section 9 and the README: mean ± std over splits.
 
-    python benchmarks/peers_summary.py benchmarks/results/peers_cifar10_lt_cpu [out.md]
+    python benchmarks/peers/peers_summary.py benchmarks/peers/results/peers_cifar10_lt_cpu [out.md]
 
-Reads <dir>/split<N>/<stage>/results.json (what benchmarks/peers_cifar10_lt_cpu.sh copies
+Reads <dir>/split<N>/<stage>/results.json (what benchmarks/peers/peers_cifar10_lt_cpu.sh copies
 there: one ltcl-pipeline run directory per split) and prints one row per method: test kNN and
 probe (b) All / Many / Medium / Few / Std as mean ± population std over the splits, the splits
 used, the images processed (in ID epochs' worth) and the median epoch time (the method: a guide

@@ -7,7 +7,7 @@ the median per candidate is kept, so that load on shared cores hits all of them 
 ratios to the small conv net are the robust part. Projected minutes are for SimCLR on
 CIFAR-10-LT (11,165 images) for EPOCHS epochs.
 
-    .venv/bin/python benchmarks/cpu_tier_throughput.py [--rounds 3] [--steps 4]
+    .venv/bin/python benchmarks/throughput/cpu_tier_throughput.py [--rounds 3] [--steps 4]
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=200)
-    parser.add_argument("--out", default="benchmarks/results/cpu_tier_throughput.json")
+    parser.add_argument("--out", default="benchmarks/throughput/results/cpu_tier_throughput.json")
     args = parser.parse_args()
     bf16 = native_bf16()
     steps = {name: make_step(spec, args.batch, bf16) for name, spec in CANDIDATES.items()}
@@ -115,7 +115,7 @@ def main() -> None:
             }
         )
     record = {
-        "command": "python benchmarks/cpu_tier_throughput.py",
+        "command": "python benchmarks/throughput/cpu_tier_throughput.py",
         "batch": args.batch,
         "bf16_autocast": bf16,
         "threads": torch.get_num_threads(),

@@ -6,9 +6,9 @@ projector as ltcl, the same batch, bf16 autocast on CUDA, SGD. It shares nothing
 training path but the model classes and the decoded images, so that "ltcl is N x faster" is a
 measurement on the same card at the same moment.
 
-    python benchmarks/plain_simclr_reference.py --data cifar10 --model cifar_resnet18 \
+    python benchmarks/throughput/plain_simclr_reference.py --data cifar10 --model cifar_resnet18 \
         --batch 512 --workers 16 --seconds 60 --out plain.json
-    python benchmarks/plain_simclr_reference.py --data embedded --model small --seconds 5   # CPU
+    python benchmarks/throughput/plain_simclr_reference.py --data embedded --model small --seconds 5   # CPU
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ two are timed round-robin (each round times both), the median per variant kept, 
 on shared cores hits both alike: the ratio is the robust number. trainer=cpu's settings (bf16
 autocast where the CPU has native bf16, channels_last), the medium tier's network by default.
 
-    .venv/bin/python benchmarks/plain_student_step_time.py [--rounds 5] [--steps 4]
+    .venv/bin/python benchmarks/throughput/plain_student_step_time.py [--rounds 5] [--steps 4]
 """
 
 from __future__ import annotations
@@ -66,7 +66,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--out", default="benchmarks/results/plain_student_step_time.json")
+    parser.add_argument(
+        "--out", default="benchmarks/throughput/results/plain_student_step_time.json"
+    )
     args = parser.parse_args()
     bf16 = native_bf16()
     steps = {
@@ -76,7 +78,7 @@ def main() -> None:
     times = round_robin(steps, args.rounds, args.steps)
     before, now = (statistics.median(t) for t in times.values())
     record = {
-        "command": "python benchmarks/plain_student_step_time.py",
+        "command": "python benchmarks/throughput/plain_student_step_time.py",
         "network": MEDIUM,
         "batch": args.batch,
         "bf16_autocast": bf16,

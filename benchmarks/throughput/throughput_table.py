@@ -1,8 +1,8 @@
 """The GPU campaign's throughput table: ltcl's methods against the plain reference loop.
 
-    python benchmarks/throughput_table.py <out dir>
+    python benchmarks/throughput/throughput_table.py <out dir>
 
-Reads <out dir>/plain.json (benchmarks/plain_simclr_reference.py), <out dir>/card.txt and the
+Reads <out dir>/plain.json (benchmarks/throughput/plain_simclr_reference.py), <out dir>/card.txt and the
 results.json of the ltcl runs under <out dir>/runs/<name>/, and writes <out dir>/throughput.md
 and throughput.json. images/s of an ltcl run = ID training images per epoch / median epoch time
 (the guide also processes its sampled OOD images, which this count leaves out).

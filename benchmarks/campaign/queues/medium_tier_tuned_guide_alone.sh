@@ -18,7 +18,7 @@ export PYTHONPATH=/work/campaign6 BIN=/work/main/.venv/bin WANDB_MODE=offline
 export LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 export LTCL_LOG_DIR=/work/campaign/outputs
 export MODEL=cifar_resnet10_w16 TIER=_medium FINAL_EPOCHS=30 FINAL_SPLITS=1,2,3
-STEPS=3g bash benchmarks/campaign_cifar10_lt_cpu.sh
+STEPS=3g bash benchmarks/campaign/campaign_cifar10_lt_cpu.sh
 echo "STEP 3g DONE $(date +%H:%M:%S)"
-STEPS=5 bash benchmarks/campaign_cifar10_lt_cpu.sh
+STEPS=5 bash benchmarks/campaign/campaign_cifar10_lt_cpu.sh
 echo QUEUE11 DONE

@@ -17,5 +17,5 @@ echo "[queue22 $(date +%H:%M:%S)] the preset, 200 ID epochs, split 1"
   stages.total_epochs=200 stages.one_schedule=true data.split.seed=1 'eval.protocols=[knn,linear_b]'
 echo "[queue22 $(date +%H:%M:%S)] SimCLR 200, split 1"
 MODEL=cifar_resnet10_w16 TIER=_medium_e200 FINAL_EPOCHS=200 FINAL_SPLITS=1 IMAGE_EPOCHS=200 \
-  STEPS=4 bash benchmarks/campaign_cifar10_lt_cpu.sh
+  STEPS=4 bash benchmarks/campaign/campaign_cifar10_lt_cpu.sh
 echo "QUEUE22 DONE $(date +%H:%M:%S)"

@@ -7,9 +7,9 @@
 cd /work/campaign9
 export PYTHONPATH=/work/campaign9 BIN=/work/main/.venv/bin WANDB_MODE=offline
 export LTCL_LOG_DIR=/work/campaign/outputs9
-while pgrep -f session9_queue20.sh >/dev/null; do sleep 30; done
+while pgrep -f plain_student_100_epochs_splits12.sh >/dev/null; do sleep 30; done
 MODEL=cifar_resnet10_w16 TIER=_medium_e200 FINAL_EPOCHS=200 FINAL_SPLITS=1 IMAGE_EPOCHS=200 \
-  RETUNED=method.beta=0 STEPS=3u,4 bash benchmarks/campaign_cifar10_lt_cpu.sh
+  RETUNED=method.beta=0 STEPS=3u,4 bash benchmarks/campaign/campaign_cifar10_lt_cpu.sh
 PIPELINE=$(ls -d "$LTCL_LOG_DIR"/campaign_final_retuned_medium_e200/multirun/pipeline_*split1*) \
-  TASK=plain_student_medium_e200 bash benchmarks/plain_student_from_pipeline_cpu.sh
+  TASK=plain_student_medium_e200 bash benchmarks/campaign/plain_student_from_pipeline_cpu.sh
 echo QUEUE21 DONE

@@ -5,5 +5,5 @@ cd /work/campaign7
 export PYTHONPATH=/work/campaign7 BIN=/work/main/.venv/bin WANDB_MODE=offline
 export LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 export LTCL_LOG_DIR=/work/campaign/outputs
-bash benchmarks/stage1_ablation_medium_cpu.sh
+bash benchmarks/campaign/stage1_ablation_medium_cpu.sh
 echo QUEUE12 DONE

@@ -15,7 +15,7 @@ cd /work/campaign7 && git checkout -q --detach "$1"
 export PYTHONPATH=/work/campaign7 BIN=/work/main/.venv/bin WANDB_MODE=offline
 export LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 export LTCL_LOG_DIR=/work/campaign/outputs
-ROWS=random_supcon bash benchmarks/stage1_ablation_medium_cpu.sh
+ROWS=random_supcon bash benchmarks/campaign/stage1_ablation_medium_cpu.sh
 echo "ROWS DONE $(date +%H:%M:%S)"
 declare -A rows=(
   [tuned]=""
@@ -26,14 +26,14 @@ declare -A rows=(
   [random_supcon]="method/sampler=random method.beta=0"
 )
 best=$($BIN/python -c "
-import json; r = json.load(open('benchmarks/results/stage1_ablation_medium_cpu/summary.json'))
+import json; r = json.load(open('benchmarks/campaign/results/stage1_ablation_medium_cpu/summary.json'))
 print(max((v['knn']['all'], k) for k, v in r.items() if not k.startswith('method_') and k != 'simclr')[1])")
 echo "CHOSEN $best: ${rows[$best]}"
 export MODEL=cifar_resnet10_w16 TIER=_medium FINAL_EPOCHS=30 FINAL_SPLITS=1,2,3
-RETUNED="${rows[$best]}" STEPS=3u bash benchmarks/campaign_cifar10_lt_cpu.sh
+RETUNED="${rows[$best]}" STEPS=3u bash benchmarks/campaign/campaign_cifar10_lt_cpu.sh
 echo "STEP 3u DONE $(date +%H:%M:%S)"
-ROWS=simclr PIPELINES="$best:${rows[$best]}" bash benchmarks/stage1_ablation_medium_cpu.sh
+ROWS=simclr PIPELINES="$best:${rows[$best]}" bash benchmarks/campaign/stage1_ablation_medium_cpu.sh
 echo "PIPELINE DONE $(date +%H:%M:%S)"
-ROWS=bce_dd bash benchmarks/stage1_ablation_medium_cpu.sh
-STEPS=5 bash benchmarks/campaign_cifar10_lt_cpu.sh
+ROWS=bce_dd bash benchmarks/campaign/stage1_ablation_medium_cpu.sh
+STEPS=5 bash benchmarks/campaign/campaign_cifar10_lt_cpu.sh
 echo QUEUE13 DONE

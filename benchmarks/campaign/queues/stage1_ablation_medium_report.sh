@@ -9,8 +9,8 @@ rm -rf /work/campaign/outputs/stage1_medium_bce_dd
 cd /work/campaign7
 export PYTHONPATH=/work/campaign7 BIN=/work/main/.venv/bin WANDB_MODE=offline
 export LTCL_LOG_DIR=/work/campaign/outputs MODEL=cifar_resnet10_w16 TIER=_medium
-$BIN/python benchmarks/stage1_ablation_summary.py $LTCL_LOG_DIR --out benchmarks/results/stage1_ablation_medium_cpu
-STEPS=5 bash benchmarks/campaign_cifar10_lt_cpu.sh
-out=benchmarks/results/campaign_cifar10_lt_cpu
-$BIN/python benchmarks/campaign_summary.py $LTCL_LOG_DIR $out --tier _medium
+$BIN/python benchmarks/campaign/stage1_ablation_summary.py $LTCL_LOG_DIR --out benchmarks/campaign/results/stage1_ablation_medium_cpu
+STEPS=5 bash benchmarks/campaign/campaign_cifar10_lt_cpu.sh
+out=benchmarks/campaign/results/campaign_cifar10_lt_cpu
+$BIN/python benchmarks/campaign/campaign_summary.py $LTCL_LOG_DIR $out --tier _medium
 echo QUEUE14 DONE

@@ -9,9 +9,9 @@ cd /work/campaign8
 export PYTHONPATH=/work/campaign8 BIN=/work/main/.venv/bin WANDB_MODE=offline
 export LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 export LTCL_LOG_DIR=/work/campaign/outputs8
-ROWS= PIPELINES="beta_0:method.beta=0" bash benchmarks/stage1_ablation_medium_cpu.sh
-bash benchmarks/stage2_ablation_medium_cpu.sh
+ROWS= PIPELINES="beta_0:method.beta=0" bash benchmarks/campaign/stage1_ablation_medium_cpu.sh
+bash benchmarks/campaign/stage2_ablation_medium_cpu.sh
 echo STAGE2 DONE
 MODEL=cifar_resnet10_w16 TIER=_medium_e100 FINAL_EPOCHS=100 FINAL_SPLITS=1 IMAGE_EPOCHS=100 \
-  RETUNED="method.beta=0" STEPS=3u,4 bash benchmarks/campaign_cifar10_lt_cpu.sh
+  RETUNED="method.beta=0" STEPS=3u,4 bash benchmarks/campaign/campaign_cifar10_lt_cpu.sh
 echo QUEUE16 DONE

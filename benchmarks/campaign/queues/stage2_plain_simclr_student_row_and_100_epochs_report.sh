@@ -6,7 +6,7 @@ export PYTHONPATH=/work/campaign8 BIN=/work/main/.venv/bin WANDB_MODE=offline
 export LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 export LTCL_LOG_DIR=/work/campaign/outputs8
 while ! grep -q "QUEUE16 DONE" queue16.log; do sleep 20; done
-ROWS=plain_simclr_student bash benchmarks/stage2_ablation_medium_cpu.sh
+ROWS=plain_simclr_student bash benchmarks/campaign/stage2_ablation_medium_cpu.sh
 MODEL=cifar_resnet10_w16 TIER=_medium_e100 FINAL_EPOCHS=100 FINAL_SPLITS=1 STEPS=5 \
-  bash benchmarks/campaign_cifar10_lt_cpu.sh
+  bash benchmarks/campaign/campaign_cifar10_lt_cpu.sh
 echo QUEUE17 DONE

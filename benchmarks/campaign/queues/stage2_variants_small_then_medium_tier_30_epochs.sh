@@ -7,10 +7,10 @@ export PYTHONPATH=/work/campaign5 BIN=/work/main/.venv/bin WANDB_MODE=offline
 export LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 export LTCL_LOG_DIR=/work/campaign/outputs
 cp /work/campaign/outputs/campaign_search/multirun/optimization_results.yaml \
-  benchmarks/results/campaign_cifar10_lt_cpu/search_best.yaml
-PARTS=stage2 bash benchmarks/student_variants_cpu.sh
+  benchmarks/campaign/results/campaign_cifar10_lt_cpu/search_best.yaml
+PARTS=stage2 bash benchmarks/campaign/student_variants_cpu.sh
 echo VARIANTS DONE
-FINAL_EPOCHS=30 bash benchmarks/campaign_medium_cifar10_lt_cpu.sh
+FINAL_EPOCHS=30 bash benchmarks/campaign/campaign_medium_cifar10_lt_cpu.sh
 echo MEDIUM DONE
-PARTS=stage1 SEEDS=0 bash benchmarks/student_variants_cpu.sh
+PARTS=stage1 SEEDS=0 bash benchmarks/campaign/student_variants_cpu.sh
 echo QUEUE8 DONE
