@@ -3,7 +3,7 @@ candidates: the share of picks whose nearest ID training images (k = 10, majorit
 class and to the many / medium / few groups, in the guide's own embedding and in a fixed
 reference embedding (another run's network, e.g. SimCLR on the same split).
 
-    python benchmarks/pick_measure.py <guide run dir> --reference <ckpt> [--round R] [--out DIR]
+    python benchmarks/analyses/pick_measure.py <guide run dir> --reference <ckpt> [--round R] [--out DIR]
 
 <guide run dir> holds results.json, checkpoints/last.ckpt and split/ of an ltcl-train run with
 a sampler (the guide, COLT). The candidates are the pool images the run embedded at round R
