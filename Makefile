@@ -50,7 +50,7 @@ demo: install ## the whole method on the embedded data (no download): guide -> s
 	@echo "Run directory: outputs/demo/pipeline_demo/{guide,student,simclr}/ (results.json, *.png, checkpoints/); report: outputs/demo/pipeline_demo/report.md"
 
 benchmark-simclr: install ## recorded CPU run: SimCLR, small backbone, CIFAR-10-LT (JPEG copy) from ../shared/data
-	$(RUN) bash benchmarks/simclr_cifar10_lt_cpu.sh
+	$(RUN) bash benchmarks/baseline/simclr_cifar10_lt_cpu.sh
 
 clean: ## remove run outputs and caches (not the venv)
 	rm -rf outputs .pytest_cache .ruff_cache

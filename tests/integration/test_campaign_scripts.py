@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from tests.helpers import BIN, REPO_ROOT, console_env
 
-SCRIPT = REPO_ROOT / "benchmarks" / "plain_student_from_pipeline_cpu.sh"
+SCRIPT = REPO_ROOT / "benchmarks" / "campaign" / "plain_student_from_pipeline_cpu.sh"
 # The pipeline student's own stage-2 settings, as a recorded results.json holds them.
 STUDENT_METHOD = {
     "temperature": 0.2, "delta": 0.9, "attraction_weights": True, "density_k": 0,

@@ -84,10 +84,12 @@ def test_tuned_experiments_are_the_recorded_search_results(experiment, record):
     import sys
 
     root = Path(__file__).resolve().parents[2]
-    sys.path.insert(0, str(root / "benchmarks"))
+    sys.path.insert(0, str(root / "benchmarks" / "campaign"))
     from legacy_keys import current
 
-    best = OmegaConf.load(root / "benchmarks/results/campaign_cifar10_lt_cpu" / record).best_params
+    best = OmegaConf.load(
+        root / "benchmarks/campaign/results/campaign_cifar10_lt_cpu" / record
+    ).best_params
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
@@ -98,7 +100,7 @@ def test_tuned_experiments_are_the_recorded_search_results(experiment, record):
 
 def test_medium_plain_student_preset_is_the_validation_choice_of_the_stage2_ablation():
     """Provenance of experiment=method_tuned_medium_plain_student_cpu: the stage-2 ablation row with
-    the best *validation* kNN All (benchmarks/results/stage2_ablation_medium_cpu/summary.json,
+    the best *validation* kNN All (benchmarks/campaign/results/stage2_ablation_medium_cpu/summary.json,
     split 0) on top of experiment=method_tuned_medium_cpu, which it changes in stage 2 only."""
     import json
 
@@ -106,7 +108,7 @@ def test_medium_plain_student_preset_is_the_validation_choice_of_the_stage2_abla
 
     root = Path(__file__).resolve().parents[2]
     rows = json.loads(
-        (root / "benchmarks/results/stage2_ablation_medium_cpu/summary.json").read_text()
+        (root / "benchmarks/campaign/results/stage2_ablation_medium_cpu/summary.json").read_text()
     )
     best_name, best = max(rows.items(), key=lambda item: item[1]["knn"]["all"])
     assert best_name == "plain_simclr_student"
@@ -134,14 +136,14 @@ def test_medium_plain_student_preset_is_the_validation_choice_of_the_stage2_abla
 def test_medium_tier_preset_is_the_validation_choice_of_its_ablation():
     """Provenance of experiment=method_tuned_medium_cpu: the small tier's tuned settings with the
     stage 1 of the medium-tier ablation row that had the best *validation* kNN All among the
-    guide rows (benchmarks/results/stage1_ablation_medium_cpu/summary.json), on the medium model."""
+    guide rows (benchmarks/campaign/results/stage1_ablation_medium_cpu/summary.json), on the medium model."""
     import json
 
     from hydra import compose, initialize_config_dir
 
     root = Path(__file__).resolve().parents[2]
     rows = json.loads(
-        (root / "benchmarks/results/stage1_ablation_medium_cpu/summary.json").read_text()
+        (root / "benchmarks/campaign/results/stage1_ablation_medium_cpu/summary.json").read_text()
     )
     guides = {k: v for k, v in rows.items() if not k.startswith("method_") and k != "simclr"}
     chosen = max(guides.values(), key=lambda r: r["knn"]["all"])["settings"]
@@ -181,10 +183,10 @@ def test_medium_presets_reproduce_the_recorded_campaign_runs(tmp_path, preset, r
     from ltcl.cli.pipeline import stage_config
 
     root = Path(__file__).resolve().parents[2]
-    sys.path.insert(0, str(root / "benchmarks"))
+    sys.path.insert(0, str(root / "benchmarks" / "campaign"))
     from campaign_pairs import flat
 
-    runs = root / "benchmarks/results/campaign_cifar10_lt_cpu" / recorded_runs
+    runs = root / "benchmarks/campaign/results/campaign_cifar10_lt_cpu" / recorded_runs
     recorded = next(runs.glob("multirun/*_split1_*"))
     overrides = [
         f"experiment={preset}", "data=cifar10_lt_folder",

@@ -1,4 +1,4 @@
-"""benchmarks/gpu_campaign.sh with DRY=1: every stage on the CPU with tiny settings (slow tier),
+"""benchmarks/gpu/gpu_campaign.sh with DRY=1: every stage on the CPU with tiny settings (slow tier),
 so that the script is known to work before a device is lent."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def test_gpu_campaign_dry_run_writes_every_table(tmp_path):
     env = {**os.environ, "DRY": "1", "OUT": str(out), "PY": sys.executable,
            "LTCL_DATA_DIR": str(tmp_path / "data")}  # fmt: skip
     done = subprocess.run(
-        ["bash", str(REPO_ROOT / "benchmarks" / "gpu_campaign.sh")], cwd=REPO_ROOT, env=env,
+        ["bash", str(REPO_ROOT / "benchmarks" / "gpu" / "gpu_campaign.sh")], cwd=REPO_ROOT, env=env,
         capture_output=True, text=True, timeout=1500,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

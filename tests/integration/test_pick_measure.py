@@ -1,4 +1,4 @@
-"""benchmarks/pick_measure.py as a user runs it: on a guide run and a SimCLR checkpoint, every
+"""benchmarks/analyses/pick_measure.py as a user runs it: on a guide run and a SimCLR checkpoint, every
 rule's picks measured in both embeddings, written as JSON, a table and a plot."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def test_pick_measure_on_a_guide_run(tmp_path):
     (run,) = (tmp_path / "logs" / "g").glob("guide_*")
     (reference,) = (tmp_path / "logs" / "s").glob("simclr_*/checkpoints/last.ckpt")
     done = subprocess.run(
-        [sys.executable, "benchmarks/pick_measure.py", str(run), "--reference", str(reference),
+        [sys.executable, "benchmarks/analyses/pick_measure.py", str(run), "--reference", str(reference),
          "--out", str(tmp_path / "measure")],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip

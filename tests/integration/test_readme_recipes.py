@@ -277,7 +277,7 @@ def test_campaign_script_lines_set_only_variables_their_scripts_read():
         assert subprocess.run(["bash", "-n", str(script)]).returncode == 0, script
         text = script.read_text()
         if "campaign_cifar10_lt_cpu.sh" in text and script.name != "campaign_cifar10_lt_cpu.sh":
-            text += (REPO_ROOT / "benchmarks/campaign_cifar10_lt_cpu.sh").read_text()
+            text += (REPO_ROOT / "benchmarks/campaign/campaign_cifar10_lt_cpu.sh").read_text()
         for word in words[:at]:
             assert "=" in word, f"{line}: {word!r} is not a VAR=value before bash"
             name = word.split("=", 1)[0]

@@ -1,4 +1,4 @@
-"""benchmarks/plain_student_summary.py pairs runs by split and refuses pairs that are not one
+"""benchmarks/campaign/plain_student_summary.py pairs runs by split and refuses pairs that are not one
 experiment apart (synthetic results.json files)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "campaign"))
 import plain_student_summary as summary  # noqa: E402
 
 
