@@ -15,7 +15,6 @@ and, unless told not to, runs the job's array tasks locally.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import shlex
