@@ -60,6 +60,32 @@ def _check_types(cfg: DictConfig) -> None:
         )
 
 
+def _typed_overrides() -> list[str]:
+    """The overrides of the command line (empty outside a Hydra run)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    return list(HydraConfig.get().overrides.task)
+
+
+def _check_method_weight_decay(cfg: DictConfig) -> None:
+    """A method that fixes its own weight decay (BCL's presets) does not read
+    optim.schedule.weight_decay: typing the latter must not train silently without it."""
+    own = cfg.method.get("weight_decay")
+    if own is None:
+        return
+    typed = [
+        o for o in _typed_overrides() if o.lstrip("+~").startswith("optim.schedule.weight_decay=")
+    ]
+    if typed:
+        raise ConfigError(
+            f"method={cfg.method.get('name')} sets its own weight decay (method.weight_decay={own}, "
+            f"its official setting), so {typed[0]} would not be read: set "
+            "method.weight_decay=... instead"
+        )
+
+
 def check_config(cfg: DictConfig) -> None:
     """Fail before any data is read when values are inconsistent."""
     _check_types(cfg)
@@ -116,5 +142,6 @@ def check_config(cfg: DictConfig) -> None:
             f"method={cfg.method.get('name')} samples OOD images and needs an OOD pool: add "
             "ood=tinyimagenet (CIFAR) or ood=embedded (the demo data)"
         )
+    _check_method_weight_decay(cfg)
     if cfg.trainer.get("max_epochs", 1) < 1:
         raise ConfigError(f"trainer.max_epochs must be >= 1, got {cfg.trainer.max_epochs}")

@@ -54,8 +54,12 @@ def stage_config(cfg: DictConfig, stage: str, run_dir: Path) -> DictConfig:
             stage_cfg.trainer.max_epochs = (
                 epochs if epochs is not None else guide_epochs + student_epochs
             )
-            if stage_cfg.method.get("sampler") is None:
+            sampler = stage_cfg.method.get("sampler")
+            if sampler is None:
                 stage_cfg.ood = None  # only a peer that samples OOD images sees the pool
+            elif sampler.get("batch_mode") == "mix":
+                # ood.batch_ratio is the guide's; a peer with COLT's mixed batches reads none.
+                stage_cfg.ood.batch_ratio = None
         else:
             peers = sorted(cfg.stages.get("peers") or {})
             raise ConfigError(

@@ -20,7 +20,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.utilities import CombinedLoader
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from ltcl.data.batch_sharding import EvalShardSampler, GlobalBatchShardSampler
 from ltcl.data.batched_transforms import BatchedAugment
@@ -62,6 +62,24 @@ def carve_balanced(labels: np.ndarray, per_class: int, seed: int) -> tuple[np.nd
     taken = np.sort(np.concatenate(taken))
     rest = np.setdiff1d(np.arange(len(labels)), taken)
     return taken, rest
+
+
+def split_mixed_batch(batch: dict[str, Any], num_id: int) -> dict[str, Any]:
+    """A batch of the mixed ID + OOD order as ``{"id": part, "ood": part}`` (the shape every
+    method reads): rows with ``index < num_id`` are ID images, the rest sampled OOD images.
+    "ood" is left out when the batch drew none."""
+    is_id = batch["index"] < num_id
+
+    def take(mask):
+        return {
+            key: [v[mask] for v in value] if isinstance(value, list) else value[mask]
+            for key, value in batch.items()
+        }
+
+    parts = {"id": take(is_id)}
+    if not bool(is_id.all()):
+        parts["ood"] = take(~is_id)
+    return parts
 
 
 class LongTailDataModule(L.LightningDataModule):
@@ -162,6 +180,7 @@ class LongTailDataModule(L.LightningDataModule):
         # Stage 1: the OOD pool and the subset that the last sampling round picked.
         self.ood_pool = None
         self.ood_subset = np.zeros(0, dtype=np.int64)
+        self.ood_batch_mode = "add"
         self.ood_subset_labels = np.zeros(0, dtype=np.int64)
 
     # ---- set-up ---------------------------------------------------------------------------
@@ -338,10 +357,25 @@ class LongTailDataModule(L.LightningDataModule):
         """Give stage 1 an :class:`~ltcl.data.ood_pool.OODPoolDataModule` to sample from."""
         self.ood_pool = pool
 
-    def set_ood_subset(self, picked: np.ndarray, pseudo_labels: np.ndarray) -> None:
-        """The OOD images (pool indices) and pseudo labels that join training from now on."""
+    def set_ood_subset(
+        self, picked: np.ndarray, pseudo_labels: np.ndarray, batch_mode: str = "add"
+    ) -> None:
+        """The OOD images (pool indices) and pseudo labels that join training from now on, and
+        how: ``add`` puts OOD images on top of every ID batch (the ID set defines the epoch);
+        ``mix`` joins them to the ID set and shuffles the union (COLT's ``ConcatDataset``: an
+        epoch has ``(N_id + K) // B`` steps of B images, each split between ID and OOD at
+        random)."""
+        if batch_mode not in ("add", "mix"):
+            raise ConfigError(f"unknown OOD batch mode '{batch_mode}': use add or mix")
+        if batch_mode == "mix" and getattr(self.ood_pool, "batch_ratio", None) is not None:
+            raise ConfigError(
+                f"ood.batch_ratio={self.ood_pool.batch_ratio} sets OOD images per ID image, but "
+                "method.sampler.batch_mode=mix (COLT's batches) mixes the picks into the ID set "
+                "and reads no ratio: set ood.batch_ratio=null, or method.sampler.batch_mode=add"
+            )
         self.ood_subset = np.asarray(picked, dtype=np.int64)
         self.ood_subset_labels = np.asarray(pseudo_labels, dtype=np.int64)
+        self.ood_batch_mode = batch_mode
 
     def ood_batch_size_per_device(self) -> int:
         """OOD images per step: by default the sampled set's share of an epoch, so that each
@@ -356,15 +390,22 @@ class LongTailDataModule(L.LightningDataModule):
         # Built anew every epoch (the trainer reloads it): the order is seeded by (seed, epoch),
         # the augmentation by (seed, epoch, rank).
         self._augment_generator.manual_seed(self._epoch_seed(2, per_rank=True))
-        id_loader = self._loader(self.train_set, self.batch_size_per_device(), train=True)
         if self.ood_pool is None or len(self.ood_subset) == 0:
+            id_loader = self._loader(self.train_set, self.batch_size_per_device(), train=True)
             return CombinedLoader({"id": id_loader}, mode="max_size_cycle")
-        ood_batch = self.ood_batch_size_per_device()
         ood_set = SampledOODDataset(
             self.ood_pool.training_dataset(self.ood_subset, self.augment_on),
             self.ood_subset_labels,
             id_offset=len(self.train_set),
         )
+        if self.ood_batch_mode == "mix":
+            # One shuffled order over ID + OOD (stream 0, as the ID order); each batch is split
+            # back into its ID and OOD parts after the transfer (on_after_batch_transfer).
+            mixed = ConcatDataset([self.train_set, ood_set])
+            loader = self._loader(mixed, self.batch_size_per_device(), train=True)
+            return CombinedLoader({"mixed": loader}, mode="max_size_cycle")
+        id_loader = self._loader(self.train_set, self.batch_size_per_device(), train=True)
+        ood_batch = self.ood_batch_size_per_device()
         ood_loader = self._loader(ood_set, ood_batch, train=True, stream=1)
         # The ID loader defines the epoch: a shorter OOD loader is cycled,
         # a longer one is cut where the ID loader ends.
@@ -392,6 +433,8 @@ class LongTailDataModule(L.LightningDataModule):
         sampled OOD subset exists), each part ``{index, label, views}``; evaluation batches
         are ``{index, image, label}``.
         """
+        if "mixed" in batch:
+            batch = split_mixed_batch(batch["mixed"], len(self.train_set))
         if "id" in batch:
             return {k: self._augment_part(v, k) for k, v in batch.items()}
         return batch

@@ -43,6 +43,8 @@ class ContrastiveModule(OODSamplingHooks, L.LightningModule):
         channels_last: use the channels_last memory format (about 1.3x faster on CPU and GPU).
         name: the method's name, recorded in results.
         sampler: a sampler config (method.sampler) gives the method OOD sampling rounds.
+        weight_decay: a method's own weight decay where its official code fixes one (BCL-I:
+            5e-4); None: ``schedule["weight_decay"]`` (optim.schedule.weight_decay).
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class ContrastiveModule(OODSamplingHooks, L.LightningModule):
         channels_last: bool = True,
         name: str = "contrastive",
         sampler: dict | None = None,
+        weight_decay: float | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer"])
@@ -69,6 +72,8 @@ class ContrastiveModule(OODSamplingHooks, L.LightningModule):
             "exclude_bias_and_norm": True, "warmup_epochs": 10, "final_lr_ratio": 0.0,
             **(schedule or {}),
         }  # fmt: skip
+        if weight_decay is not None:
+            self.schedule["weight_decay"] = float(weight_decay)
         self.knn = {"k": 200, "temperature": 0.1, "every_n_epochs": 1, **(knn or {})}
         self.num_classes = num_classes
         self.channels_last = channels_last
@@ -179,13 +184,22 @@ class ContrastiveModule(OODSamplingHooks, L.LightningModule):
         epochs = max(1, self.trainer.max_epochs or 1)
         offset = 0
         horizon = self.schedule.get("horizon_epochs")
-        if horizon:
+        mixed = self.ood_steps_per_epoch(horizon or epochs)
+        if mixed is not None:
+            # COLT's batches: epochs with OOD picks are longer. As COLT's code, the schedule
+            # counts every step and the warm-up is warmup_epochs epochs of the ID set alone.
+            steps, id_steps = mixed
+            offset = sum(steps[: self.schedule.get("start_epoch", 0)]) if horizon else 0
+            total = max(1, sum(steps))
+            warmup = min(total, int(self.schedule["warmup_epochs"] * id_steps))
+        elif horizon:
             # One schedule over several runs (ltcl-pipeline stages.one_schedule): this run is
             # epochs [start_epoch, start_epoch + max_epochs) of a horizon_epochs-long schedule.
             per_epoch = total / epochs
             offset = round(per_epoch * self.schedule.get("start_epoch", 0))
             total, epochs = max(1, round(per_epoch * horizon)), horizon
-        warmup = int(total * min(1.0, self.schedule["warmup_epochs"] / epochs))
+        if mixed is None:
+            warmup = int(total * min(1.0, self.schedule["warmup_epochs"] / epochs))
         final = self.schedule["final_lr_ratio"]
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: warmup_cosine_factor(step + offset, total, warmup, final)

@@ -39,6 +39,7 @@ class BCLModule(SDCLRModule):
         temperature: float = 0.2,
         loss_ema: float = 0.97,
         prune_percent: float = 0.9,
+        projector_layers: int = 2,
         **kwargs,
     ):
         if variant not in VARIANTS:
@@ -49,7 +50,13 @@ class BCLModule(SDCLRModule):
         check_decay(loss_ema, "method.loss_ema")
         # BCL-D is SDCLR's pruned branch; BCL-I has none (both views dense, as SimCLR).
         pruning = prune_percent if variant == "D" else None
-        super().__init__(*args, temperature=temperature, prune_percent=pruning, **kwargs)
+        super().__init__(
+            *args,
+            temperature=temperature,
+            prune_percent=pruning,
+            projector_layers=projector_layers,
+            **kwargs,
+        )
         self.variant, self.loss_ema_decay = variant, loss_ema
         self.randaugment = BatchedRandAugment()
         self.loss_ema: PerSampleEMA | None = None

@@ -89,7 +89,9 @@ class OODSamplingHooks:
             return
         datamodule = self._datamodule()
         datamodule.setup("fit")  # the ID set and the pool (idempotent)
-        datamodule.set_ood_subset(self.sampler.picked, self.sampler.picked_labels)
+        datamodule.set_ood_subset(
+            self.sampler.picked, self.sampler.picked_labels, self.sampler.config.batch_mode
+        )
         # Sizes are known now and no step has run: a round that could not fill its budget fails
         # here, not W epochs in (only when this run will reach a round).
         if self.sampler.config.warmup_epochs < (self.trainer.max_epochs or 0):
@@ -101,6 +103,23 @@ class OODSamplingHooks:
             self.sampling_round(
                 0, log_metrics=False
             )  # Lightning allows no self.log in on_fit_start
+
+    def ood_steps_per_epoch(self, epochs: int) -> tuple[list[int], int] | None:
+        """(optimiser steps of each of `epochs` epochs, steps of an ID-only epoch) when the
+        picks are mixed into the ID set (``batch_mode=mix``: an epoch from the first round on
+        has ``(N_id + K) // B`` steps); None when every epoch has the ID set's steps."""
+        if self.sampler is None or self.sampler.config.batch_mode != "mix":
+            return None
+        datamodule = self._datamodule()
+        datamodule.setup("fit")
+        global_batch = datamodule.batch_size_per_device() * self.trainer.world_size
+        num_id, budget = len(datamodule.train_set), self.sampler.config.budget
+        # The first epoch that trains on picks. With W = 0 the round runs at fit start, after
+        # Lightning has built epoch 0's loader (to count the schedule's steps): its picks join
+        # from epoch 1 on, in both batch modes.
+        first = max(1, self.sampler.config.warmup_epochs)
+        steps = [(num_id + (budget if e >= first else 0)) // global_batch for e in range(epochs)]
+        return steps, num_id // global_batch
 
     def ood_epoch_end(self) -> None:
         if self.sampler is None:
@@ -148,7 +167,9 @@ class OODSamplingHooks:
             state = self.sampler.state_dict()
         state = self.trainer.strategy.broadcast(state, src=0)
         self.sampler.load_state_dict(state)
-        datamodule.set_ood_subset(self.sampler.picked, self.sampler.picked_labels)
+        datamodule.set_ood_subset(
+            self.sampler.picked, self.sampler.picked_labels, self.sampler.config.batch_mode
+        )
         if log_metrics:
             # Per-round statistics for the loggers (wandb, CSV); the full record (budgets,
             # class histogram of the picks) is in the checkpoint's sampler history.

@@ -4,8 +4,11 @@ One view goes through the dense backbone, the other through its magnitude-pruned
 BatchNorm layers of its own (:mod:`ltcl.models.pruning`); NT-Xent between the two. The pruned
 branch forgets the rare, hard samples first, so their loss stays high and they are learned
 harder. The mask is recomputed from the dense weights at the start of every epoch, so a
-resumed run recomputes exactly the mask the uninterrupted run used. The projector is shared
-by both branches [recon].
+resumed run recomputes exactly the mask the uninterrupted run used. As in SDCLR's official
+preset (``--prune_dual_bn``), the projector's linear layers are shared by both branches and
+its BatchNorm layers are not (``pruned_projector_norms=own``), and it has 3 layers
+(``projector_layers``; BCL-D's code uses 2). ``shared`` is ltcl's earlier variant, one set of
+projector BN parameters and statistics for both branches.
 """
 
 from __future__ import annotations
@@ -15,9 +18,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ltcl.errors import ConfigError
 from ltcl.losses.nt_xent import nt_xent
 from ltcl.methods.base import ContrastiveModule
-from ltcl.models.pruning import PrunedBranch
+from ltcl.models.pruning import OwnNorms, PrunedBranch
+
+# own: the pruned branch runs the projector with BatchNorms of its own (SDCLR's and BCL-D's
+# code); shared: one set of projector BatchNorms for both branches.
+PROJECTOR_NORMS = ("own", "shared")
 
 
 class SDCLRModule(ContrastiveModule):
@@ -26,15 +34,35 @@ class SDCLRModule(ContrastiveModule):
     dense network in one forward, as in SimCLR."""
 
     def __init__(
-        self, *args, temperature: float = 0.2, prune_percent: float | None = 0.9, **kwargs
+        self,
+        *args,
+        temperature: float = 0.2,
+        prune_percent: float | None = 0.9,
+        projector_layers: int = 3,
+        pruned_projector_norms: str = "own",
+        **kwargs,
     ):
+        if pruned_projector_norms not in PROJECTOR_NORMS:
+            raise ConfigError(
+                f"unknown method.pruned_projector_norms '{pruned_projector_norms}': use own "
+                "(SDCLR's code: the pruned branch has its own projector BatchNorms) or shared"
+            )
+        kwargs["projector"] = {**(kwargs.get("projector") or {}), "num_layers": projector_layers}
         super().__init__(*args, **kwargs)
         self.temperature = temperature
         self.pruned = None if prune_percent is None else PrunedBranch(self.backbone, prune_percent)
+        own = self.pruned is not None and pruned_projector_norms == "own"
+        self.pruned_projector = OwnNorms(self.projector) if own else None
         self._pruned_share: torch.Tensor | None = None
 
     def extra_trainable_modules(self):
-        return [] if self.pruned is None else [self.pruned]  # its own BN parameters
+        # Their own BN parameters (the pruned backbone's and projector's).
+        return [m for m in (self.pruned, self.pruned_projector) if m is not None]
+
+    def pruned_projection(self, features: torch.Tensor) -> torch.Tensor:
+        if self.pruned_projector is None:
+            return self.projector(features)
+        return self.pruned_projector(self.projector, features)
 
     def on_train_epoch_start(self) -> None:
         super().on_train_epoch_start()
@@ -52,7 +80,8 @@ class SDCLRModule(ContrastiveModule):
         if self.channels_last:
             view2 = view2.contiguous(memory_format=torch.channels_last)
         z1 = self.embed(view1)
-        return z1, F.normalize(self.projector(self.pruned(self.backbone, view2)), dim=1)
+        z2 = self.pruned_projection(self.pruned(self.backbone, view2))
+        return z1, F.normalize(z2, dim=1)
 
     def training_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         view1, view2, num_id = self.views(batch)  # + sampled OOD images with a sampler

@@ -8,9 +8,11 @@ from ltcl.errors import ConfigError
 
 
 class Projector(nn.Sequential):
-    """Linear(d, h) - BN - ReLU - Linear(h, out, no bias) - BN, the SDCLR/COLT/BCL head.
+    """The SDCLR/COLT/BCL head: Linear(d, h) - BN - ReLU - Linear(h, out, no bias) - BN, or
+    with ``num_layers=3`` (SDCLR's ``proj_head`` in its official ``--prune_dual_bn`` preset)
+    Linear(d, h) - BN - ReLU - Linear(h, h, no bias) - BN - ReLU - Linear(h, out, no bias) - BN.
 
-    The final BatchNorm makes the second Linear's bias redundant, hence ``bias=False``. Returns the
+    A BatchNorm after a Linear makes its bias redundant, hence ``bias=False``. Returns the
     unnormalised (B, out_dim) projection; the loss L2-normalises it.
     """
 
@@ -20,6 +22,7 @@ class Projector(nn.Sequential):
         hidden_dim: int | None = None,
         out_dim: int = 128,
         batch_norm: bool = True,
+        num_layers: int = 2,
     ) -> None:
         hidden_dim = in_dim if hidden_dim is None else hidden_dim
         for name, value in (("in_dim", in_dim), ("hidden_dim", hidden_dim), ("out_dim", out_dim)):
@@ -27,16 +30,23 @@ class Projector(nn.Sequential):
                 raise ConfigError(
                     f"model.projector.{name} must be a positive integer, got {value!r}"
                 )
+        if num_layers not in (2, 3):
+            raise ConfigError(
+                f"the projector has 2 or 3 linear layers (SDCLR's preset: 3), got {num_layers!r}"
+            )
         # batch_norm=False (Linear-ReLU-Linear) serves the DDP equivalence tests: BN statistics
         # of a batch split over processes differ from one process's (SyncBN is GPU-only).
         norm = nn.BatchNorm1d if batch_norm else (lambda _dim: nn.Identity())
-        super().__init__(
-            nn.Linear(in_dim, hidden_dim),
-            norm(hidden_dim),
-            nn.ReLU(inplace=True),
-            nn.Linear(hidden_dim, out_dim, bias=not batch_norm),
-            norm(out_dim),
-        )
+        layers = [nn.Linear(in_dim, hidden_dim), norm(hidden_dim), nn.ReLU(inplace=True)]
+        if num_layers == 3:
+            layers += [
+                nn.Linear(hidden_dim, hidden_dim, bias=not batch_norm),
+                norm(hidden_dim),
+                nn.ReLU(inplace=True),
+            ]
+        layers += [nn.Linear(hidden_dim, out_dim, bias=not batch_norm), norm(out_dim)]
+        super().__init__(*layers)
         self.in_dim = in_dim
         self.hidden_dim = hidden_dim
         self.out_dim = out_dim
+        self.num_layers = num_layers

@@ -11,6 +11,7 @@ activation statistics never mix with the dense branch's.
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from torch import nn
@@ -47,21 +48,51 @@ def prunable_weights(module: nn.Module) -> dict[str, torch.Tensor]:
 def global_magnitude_masks(
     weights: dict[str, torch.Tensor], prune_percent: float
 ) -> dict[str, torch.Tensor]:
-    """Masks (bool, same shapes) keeping the weights whose magnitude is above the global
-    ``prune_percent`` quantile of all |w| together; exactly ``round(p x total)`` are pruned
-    (ties broken by position, so the count never drifts)."""
+    """Masks (bool, same shapes) of SDCLR's ``Mask.magnitudePruning``: the threshold is the
+    ``ceil(p x total)``-th smallest |w| of all weights together, and every weight with
+    ``|w| >= threshold`` is kept, so ties at the threshold are kept (at most ``ceil(p x
+    total)`` weights are pruned)."""
     prune_percent = check_prune_percent(prune_percent)
     flat = torch.cat([w.detach().abs().flatten().float() for w in weights.values()])
-    pruned = int(round(prune_percent * flat.numel()))
-    keep = torch.ones(flat.numel(), dtype=torch.bool, device=flat.device)
-    if pruned:
-        order = torch.argsort(flat, stable=True)
-        keep[order[:pruned]] = False
-    masks, start = {}, 0
-    for name, w in weights.items():
-        masks[name] = keep[start : start + w.numel()].view_as(w)
-        start += w.numel()
-    return masks
+    pruned = math.ceil(prune_percent * flat.numel())
+    threshold = torch.sort(flat).values[min(pruned, flat.numel() - 1)]
+    return {name: w.detach().abs().float() >= threshold for name, w in weights.items()}
+
+
+def _norm_key(name: str) -> str:
+    return name.replace(".", "__")  # ModuleDict keys cannot hold dots
+
+
+def copy_norms(module: nn.Module) -> tuple[list[str], nn.ModuleDict]:
+    """The names of `module`'s BatchNorm layers and copies of them (initialised alike)."""
+    names = [n for n, m in module.named_modules() if isinstance(m, _NORMS)]
+    return names, nn.ModuleDict(
+        {_norm_key(n): copy.deepcopy(module.get_submodule(n)) for n in names}
+    )
+
+
+def norm_replacements(names: list[str], norms: nn.ModuleDict) -> dict[str, torch.Tensor]:
+    """``functional_call`` replacements that run a module with the copied norms' parameters
+    and running statistics instead of its own."""
+    replaced: dict[str, torch.Tensor] = {}
+    for name in names:
+        own = norms[_norm_key(name)]
+        for key, tensor in [*own.named_parameters(), *own.named_buffers()]:
+            replaced[f"{name}.{key}"] = tensor
+    return replaced
+
+
+class OwnNorms(nn.Module):
+    """Runs a shared module (SDCLR's projector) with BatchNorm layers of its own: the pruned
+    branch's activations never touch the dense branch's BN parameters or statistics
+    (SDCLR's ``proj_head`` with ``batch_norm_multiple``, one BN per branch)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.norm_names, self.norms = copy_norms(module)
+
+    def forward(self, module: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+        return functional_call(module, norm_replacements(self.norm_names, self.norms), (inputs,))
 
 
 class PrunedBranch(nn.Module):
@@ -74,14 +105,7 @@ class PrunedBranch(nn.Module):
     def __init__(self, backbone: nn.Module, prune_percent: float) -> None:
         super().__init__()
         self.prune_percent = check_prune_percent(prune_percent)
-        self.norm_names = [n for n, m in backbone.named_modules() if isinstance(m, _NORMS)]
-        # Own BN layers, initialised like the dense ones (ModuleDict keys cannot hold dots).
-        self.norms = nn.ModuleDict(
-            {
-                n.replace(".", "__"): copy.deepcopy(backbone.get_submodule(n))
-                for n in self.norm_names
-            }
-        )
+        self.norm_names, self.norms = copy_norms(backbone)  # own BN layers
         self.weight_names = list(prunable_weights(backbone))
         for i, name in enumerate(self.weight_names):
             w = backbone.get_parameter(name)
@@ -100,8 +124,5 @@ class PrunedBranch(nn.Module):
         replaced: dict[str, torch.Tensor] = {}
         for name, mask in self.masks().items():
             replaced[name] = backbone.get_parameter(name) * mask
-        for name in self.norm_names:
-            own = self.norms[name.replace(".", "__")]
-            for key, tensor in [*own.named_parameters(), *own.named_buffers()]:
-                replaced[f"{name}.{key}"] = tensor
+        replaced.update(norm_replacements(self.norm_names, self.norms))
         return functional_call(backbone, replaced, (images,))

@@ -42,23 +42,56 @@ def round_to_total(weights: np.ndarray, total: int, remainder_to: str = "largest
     counts = np.floor(exact).astype(np.int64)
     remainder = total - int(counts.sum())
     if remainder_to == "last":
-        counts[-1] += remainder
+        counts[np.flatnonzero(weights > 0)[-1]] += remainder  # the last cluster that takes any
         return counts
     order = np.argsort(-(exact - counts), kind="stable")
     counts[order[:remainder]] += 1
     return counts
 
 
-def gap_budgets(cluster_sizes: np.ndarray, total: int, remainder_to: str = "largest") -> np.ndarray:
+def eligible_clusters(cluster_sizes: np.ndarray, min_share: float = 0.0) -> np.ndarray:
+    """Clusters that may receive a budget: at least one ID member, and at least ``min_share``
+    of the mean cluster size N / Nc. An empty cluster's centre has no ID image near it, so what
+    it picks is close to no class, rare or not; a tiny one is mostly a few outliers."""
+    sizes = np.asarray(cluster_sizes, dtype=np.float64)
+    eligible = (sizes >= 1) & (sizes >= min_share * sizes.sum() / max(1, len(sizes)))
+    if not eligible.any():
+        raise DataError(f"no cluster has enough ID images for a budget (sizes {sizes.tolist()})")
+    return eligible
+
+
+def gap_budgets(
+    cluster_sizes: np.ndarray, total: int, remainder_to: str = "largest", min_share: float = 0.0
+) -> np.ndarray:
     """b_k ∝ max(0, n_ref - n_k), n_ref = max_k n_k: the tail is filled up towards the head.
 
-    When every cluster has the same size there is no tail; the budget is then split evenly.
+    Only :func:`eligible_clusters` take part (an empty cluster never gets a budget). When every
+    eligible cluster has the same size there is no tail; the budget is then split evenly.
     """
     sizes = np.asarray(cluster_sizes, dtype=np.float64)
-    gap = np.maximum(0.0, sizes.max() - sizes)
+    eligible = eligible_clusters(sizes, min_share)
+    gap = np.where(eligible, np.maximum(0.0, sizes.max() - sizes), 0.0)
     if gap.sum() == 0:
-        gap = np.ones_like(sizes)
+        gap = eligible.astype(np.float64)
     return round_to_total(gap, total, remainder_to)
+
+
+def sparsity_budgets(
+    cluster_radii: np.ndarray,
+    cluster_sizes: np.ndarray,
+    total: int,
+    remainder_to: str = "largest",
+    min_share: float = 0.0,
+) -> np.ndarray:
+    """b_k ∝ the mean k-NN radius of cluster k's ID members (its ID density, inverted): a
+    sparse region of the ID embedding gets more OOD images than a dense one, whatever the
+    cluster's size [recon, the OOD-picks issue's variant (b)]."""
+    eligible = eligible_clusters(cluster_sizes, min_share)
+    radii = np.nan_to_num(np.asarray(cluster_radii, dtype=np.float64), nan=0.0)
+    weights = np.where(eligible, np.maximum(radii, 0.0), 0.0)
+    if weights.sum() == 0:
+        weights = eligible.astype(np.float64)
+    return round_to_total(weights, total, remainder_to)
 
 
 def softmax_tail_budgets(
@@ -66,11 +99,13 @@ def softmax_tail_budgets(
     total: int,
     temperature: float = 1.0,
     remainder_to: str = "largest",
+    cluster_sizes: np.ndarray | None = None,
 ) -> np.ndarray:
     """COLT's budget: softmax(-zscore(w) / T) of each cluster's mean tail score w.
 
     A high tail score means many close neighbours (head-like), so it gets less. z-scores use
-    the unbiased std as COLT does; equal scores give an even split.
+    the unbiased std as COLT does; equal scores give an even split. An empty cluster (given
+    `cluster_sizes`) gets no budget (scikit-learn's k-means, COLT's, never leaves one empty).
     """
     if temperature <= 0:
         raise ConfigError(f"method.sampler.colt_temperature must be > 0, got {temperature}")
@@ -79,6 +114,8 @@ def softmax_tail_budgets(
     z = (scores - scores.mean()) / std if std > 0 else np.zeros_like(scores)
     logits = -z / temperature
     weights = np.exp(logits - logits.max())
+    if cluster_sizes is not None:
+        weights = np.where(eligible_clusters(cluster_sizes), weights, 0.0)
     return round_to_total(weights, total, remainder_to)
 
 

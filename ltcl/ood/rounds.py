@@ -17,7 +17,13 @@ import torch
 
 from ltcl.errors import ConfigError
 from ltcl.ood.budgets import REMAINDER_RULES
-from ltcl.ood.strategies import STRATEGIES, TAIL_SCORES
+from ltcl.ood.strategies import (
+    BATCH_MODES,
+    BUDGET_RULES,
+    KMEANS_BACKENDS,
+    STRATEGIES,
+    TAIL_SCORES,
+)
 from ltcl.utils.validate import check_decay, check_int, check_positive
 
 
@@ -47,6 +53,12 @@ class SamplerConfig:
     kmeans_inits: int = 1
     budget_remainder: str = "largest"
     tail_score: str = "per_view"
+    kmeans: str = "ltcl"
+    batch_mode: str = "add"
+    min_cluster_share: float = 0.0
+    budget_rule: str = "gap"
+    density_k: int = 10
+    anchor_share: float = 0.1
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -73,6 +85,40 @@ class SamplerConfig:
         if self.tail_score not in TAIL_SCORES:
             raise ConfigError(
                 f"unknown method.sampler.tail_score '{self.tail_score}': use one of {TAIL_SCORES}"
+            )
+        if self.kmeans not in KMEANS_BACKENDS:
+            raise ConfigError(
+                f"unknown method.sampler.kmeans '{self.kmeans}': use one of {KMEANS_BACKENDS} "
+                "(sklearn: scikit-learn's KMeans with random_state 0, as COLT's code)"
+            )
+        if self.kmeans == "sklearn" and self.strategy != "colt":
+            raise ConfigError(
+                "method.sampler.kmeans=sklearn is COLT's clustering and only the colt strategy "
+                f"reads it (strategy here: {self.strategy}): set method.sampler.kmeans=ltcl"
+            )
+        if not (0.0 <= float(self.min_cluster_share) < 1.0):
+            raise ConfigError(
+                "method.sampler.min_cluster_share must be in [0, 1) (a cluster below this share "
+                f"of the mean cluster size gets no budget), got {self.min_cluster_share}"
+            )
+        if self.budget_rule not in BUDGET_RULES:
+            raise ConfigError(
+                f"unknown method.sampler.budget_rule '{self.budget_rule}': use one of {BUDGET_RULES}"
+            )
+        if self.budget_rule != "gap" and self.strategy != "kl_cluster":
+            raise ConfigError(
+                f"method.sampler.budget_rule={self.budget_rule} is read by the kl_cluster strategy "
+                f"only (strategy here: {self.strategy}): leave it at gap"
+            )
+        check_int(self.density_k, "method.sampler.density_k", 1, "the k of the k-NN radius")
+        if not (0.0 < float(self.anchor_share) <= 1.0):
+            raise ConfigError(
+                f"method.sampler.anchor_share must be in (0, 1], got {self.anchor_share}"
+            )
+        if self.batch_mode not in BATCH_MODES:
+            raise ConfigError(
+                f"unknown method.sampler.batch_mode '{self.batch_mode}': use add (the picks on top "
+                "of each ID batch) or mix (COLT's code: the picks joined to the ID set and shuffled)"
             )
         if self.budget_remainder not in REMAINDER_RULES:
             raise ConfigError(

@@ -22,6 +22,7 @@ Three strategies (docs/method.md, Stage 1):
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,9 +35,12 @@ from ltcl.ood.budgets import (
     pick_by_score,
     pick_nearest_to_centres,
     pick_random,
+    round_to_total,
     softmax_tail_budgets,
+    sparsity_budgets,
 )
-from ltcl.ood.clustering import cluster_id_embeddings, student_t_assignments
+from ltcl.ood.clustering import ClusteringResult, cluster_id_embeddings, student_t_assignments
+from ltcl.ood.density import cluster_mean, knn_radius
 from ltcl.ood.tail_score import colt_tail_score, topk_negative_mass
 from ltcl.per_sample import PerSampleEMA
 
@@ -114,7 +118,16 @@ class KLClusterStrategy(SamplingStrategy):
         clustering = self._cluster(id_z, seed, refine=True)
         clustered = time.perf_counter()
         sizes = clustering.cluster_sizes.cpu().numpy()
-        budgets = gap_budgets(sizes, self.config.budget, self.config.budget_remainder)
+        c = self.config
+        if c.budget_rule == "sparsity":
+            radii = cluster_mean(
+                knn_radius(id_z, c.density_k), clustering.pseudo_labels, c.num_clusters
+            ).numpy()
+            budgets = sparsity_budgets(
+                radii, sizes, c.budget, c.budget_remainder, c.min_cluster_share
+            )
+        else:
+            budgets = gap_budgets(sizes, c.budget, c.budget_remainder, c.min_cluster_share)
         with torch.no_grad():
             q = student_t_assignments(
                 candidate_z.to(clustering.centroids), clustering.centroids, self.config.dof
@@ -150,7 +163,15 @@ class ColtStrategy(SamplingStrategy):
 
     def select(self, id_z, candidate_z, seed):
         started = time.perf_counter()
-        clustering = self._cluster(id_z, seed, refine=False)
+        if self.config.kmeans == "sklearn":
+            clustering = sklearn_kmeans(
+                id_z,
+                self.config.num_clusters,
+                self.config.kmeans_inits,
+                self.config.kmeans_iterations,
+            )
+        else:
+            clustering = self._cluster(id_z, seed, refine=False)
         clustered = time.perf_counter()
         sizes = clustering.cluster_sizes.cpu().numpy()
         assignment = clustering.pseudo_labels.cpu().numpy()
@@ -166,6 +187,7 @@ class ColtStrategy(SamplingStrategy):
             self.config.budget,
             self.config.colt_temperature,
             self.config.budget_remainder,
+            cluster_sizes=sizes,
         )
         local, labels = pick_nearest_to_centres(candidate_z, clustering.centroids, budgets)
         return _clustered_selection(local, labels, sizes, budgets, clustering, started, clustered)
@@ -177,6 +199,49 @@ class ColtStrategy(SamplingStrategy):
         if state.get("tail_scores") is not None:
             self.tail_scores = PerSampleEMA(0, self.config.colt_ema, key="method.sampler.colt_ema")
             self.tail_scores.load_state_dict(state["tail_scores"])
+
+
+class SparseKNNStrategy(SamplingStrategy):
+    """[recon, the OOD-picks issue's variant (c)] No clusters: the ``anchor_share`` of ID
+    images with the largest k-NN radius (the sparsest regions of the ID embedding) are the
+    anchors, each takes an equal share of the budget, and each anchor, sparsest first, takes the
+    untaken candidates nearest (cosine) to it. No pseudo labels."""
+
+    name = "sparse_knn"
+
+    def select(self, id_z, candidate_z, seed):
+        started = time.perf_counter()
+        c = self.config
+        radii = knn_radius(id_z, c.density_k).cpu()
+        count = min(len(radii), max(1, math.ceil(c.anchor_share * len(radii))))
+        anchors = torch.argsort(radii, descending=True, stable=True)[:count]
+        found = time.perf_counter()
+        pool = torch.nn.functional.normalize(candidate_z.float(), dim=1)
+        centres = torch.nn.functional.normalize(id_z[anchors.to(id_z.device)].float(), dim=1)
+        budgets = round_to_total(np.ones(count), c.budget, c.budget_remainder)
+        local, _ = pick_by_score(pool @ centres.T.to(pool.device), budgets, np.arange(count))
+        seconds = {"density": found - started, "select": time.perf_counter() - found}
+        return Selection(local, np.full(len(local), -1, dtype=np.int64), budgets=[c.budget],
+                         seconds=seconds)  # fmt: skip
+
+
+def sklearn_kmeans(z: torch.Tensor, num_clusters: int, n_init: int, max_iter: int):
+    """COLT's clustering (``train_simCLR.sample_ood``): scikit-learn's KMeans with
+    ``random_state=0`` on the float32 embeddings. COLT ran it with the scikit-learn of its time,
+    whose default ``n_init`` was 10; it is passed explicitly (newer releases default to 1)."""
+    from sklearn.cluster import KMeans
+
+    x = z.detach().float().cpu().numpy()
+    km = KMeans(n_clusters=num_clusters, random_state=0, n_init=n_init, max_iter=max_iter).fit(x)
+    labels = torch.from_numpy(km.labels_.astype(np.int64))
+    return ClusteringResult(
+        centroids=torch.from_numpy(km.cluster_centers_).to(z.device, torch.float32),
+        q=torch.nn.functional.one_hot(labels, num_clusters).float(),
+        pseudo_labels=labels.to(z.device),
+        cluster_sizes=torch.bincount(labels, minlength=num_clusters).to(z.device),
+        kmeans_inertia=float(km.inertia_),
+        kl_losses=[],
+    )
 
 
 def _clustered_selection(local, labels, sizes, budgets, clustering, started, clustered):
@@ -194,7 +259,14 @@ def _clustered_selection(local, labels, sizes, budgets, clustering, started, clu
 # per_view: top-k negative mass per view over the ID rows, then the mean of the two views;
 # colt: COLT's own form (scored against the whole ID + OOD batch, views averaged before top-k).
 TAIL_SCORES = ("per_view", "colt")
+# ltcl: k-means++ / Lloyd in PyTorch (ltcl.ood.kmeans); sklearn: COLT's call,
+# KMeans(n_clusters, random_state=0) on the normalised ID embeddings.
+KMEANS_BACKENDS = ("ltcl", "sklearn")
+# kl_cluster's budget: gap (the paper's, max(0, n_ref - n_k)) | sparsity (ID density).
+BUDGET_RULES = ("gap", "sparsity")
+# How the picks join training: add (on top of every ID batch) | mix (COLT: into the ID set).
+BATCH_MODES = ("add", "mix")
 
 STRATEGIES: dict[str, type[SamplingStrategy]] = {
-    s.name: s for s in (KLClusterStrategy, ColtStrategy, RandomStrategy)
+    s.name: s for s in (KLClusterStrategy, ColtStrategy, RandomStrategy, SparseKNNStrategy)
 }

@@ -57,10 +57,19 @@ def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def gather_no_grad(tensor: torch.Tensor) -> torch.Tensor:
-    """Concatenate `tensor` from every rank along dim 0, without gradients (ids, labels, banks)."""
+    """Concatenate `tensor` from every rank along dim 0, without gradients (ids, labels, banks).
+
+    Ranks may hold different numbers of rows (COLT's mixed batches split each rank's batch
+    between ID and OOD images differently): each is padded to the largest and cut back."""
     if world_size() == 1:
         return tensor
     tensor = tensor.contiguous()
-    parts = [torch.empty_like(tensor) for _ in range(world_size())]
-    dist.all_gather(parts, tensor)
-    return torch.cat(parts, dim=0)
+    size = torch.tensor([tensor.shape[0]], device=tensor.device)
+    sizes = [torch.empty_like(size) for _ in range(world_size())]
+    dist.all_gather(sizes, size)
+    longest = int(max(s.item() for s in sizes))
+    padded = tensor.new_zeros((longest, *tensor.shape[1:]))
+    padded[: tensor.shape[0]] = tensor
+    parts = [torch.empty_like(padded) for _ in range(world_size())]
+    dist.all_gather(parts, padded)
+    return torch.cat([p[: int(s.item())] for p, s in zip(parts, sizes, strict=True)], dim=0)

@@ -57,6 +57,14 @@ CASES = [
     ("bcl-ema", "ltcl-train", ["method=bcl", "method.loss_ema=1.0"], "method.loss_ema"),
     ("bcl-temperature", "ltcl-train", ["method=bcl", "method.temperature=-1"], "method.temperature"),
     ("colt-no-pool", "ltcl-train", ["method=colt"], "ood=tinyimagenet"),
+    # a peer's own official setting is not silently replaced by a typed optim key, nor mixed
+    # batches given a ratio they do not read
+    ("bcl-own-decay", "ltcl-train", ["method=bcl", "optim.schedule.weight_decay=1e-3"],
+     "set method.weight_decay"),
+    ("colt-mix-ratio", "ltcl-train", [*GUIDE[1:], "method=colt", "method.sampler.warmup_epochs=0",
+                                      "ood.batch_ratio=1.0"], "ood.batch_ratio=null"),
+    ("projector-norms", "ltcl-train", ["method=sdclr", "method.pruned_projector_norms=both"],
+     "method.pruned_projector_norms"),
     ("plus-colt-no-pool", "ltcl-train", ["method=sdclr", "+method/sampler=colt"], "ood=tinyimagenet"),
     ("strategy", "ltcl-train", [*GUIDE, "method.sampler.strategy=best"], "method.sampler.strategy"),
     ("tail-score", "ltcl-train", [*GUIDE, "method.sampler.tail_score=x"], "method.sampler.tail_score"),
@@ -197,8 +205,18 @@ def test_bad_input_is_one_clear_line_before_training(
 # The same ltcl-train cases in-process, fast enough for `make test`: the error is raised before
 # any training step (no checkpoint) and names the key.
 # (Hydra's own composition errors happen before ltcl's code runs: console only.)
-COMPOSITION = {"unknown-model", "unknown-method", "unknown-logger", "unknown-sampler",
-               "unknown-search", "key-typo", "key-moved", "override-syntax", "missing-value"}  # fmt: skip
+COMPOSITION = {
+    "unknown-model",
+    "unknown-method",
+    "unknown-logger",
+    "unknown-sampler",
+    "unknown-search",
+    "key-typo",
+    "key-moved",
+    "override-syntax",
+    "missing-value",
+    "bcl-own-decay",
+}  # fmt: skip  (the last reads the typed overrides)
 FAST = [
     c
     for c in CASES

@@ -215,5 +215,16 @@ def test_medium_presets_reproduce_the_recorded_campaign_runs(tmp_path, preset, r
             if composed.get(key) != ran.get(key)
             and not key.startswith(where)
             and not key.endswith((".root", ".archive", ".cache_dir"))
+            and not (key not in ran and composed[key] == ADDED_SINCE.get(key, object()))
         }
         assert not differ, (stage, {k: (composed.get(k), ran.get(k)) for k in differ})
+
+
+# Keys added after the campaign ran, at the value that does what the code did before them.
+ADDED_SINCE = {
+    "method.sampler.kmeans": "ltcl",
+    "method.sampler.batch_mode": "add",
+    "method.sampler.min_cluster_share": 0.0,
+    "method.sampler.budget_rule": "gap",
+    "method.sampler.density_k": 10,
+}

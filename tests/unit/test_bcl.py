@@ -84,13 +84,16 @@ def test_bcl_trains_keeps_its_loss_ema_and_resumes_exactly(tmp_path, variant):
 
 def test_bcl_is_simclr_until_the_boost_starts(tmp_path):
     """Epoch 0 has no loss EMA yet: BCL-I trains what SimCLR trains (up to float rounding of the
-    loss's mean). From epoch 1 the boosted views make it another model."""
+    loss's mean) at SimCLR's weight decay (BCL-I's own is 5e-4). From epoch 1 the boosted views
+    make it another model."""
     common = ["eval.protocols=[knn]", "eval.plots=false"]
 
     def weights(name, method, epochs):
+        own_decay = ["method.weight_decay=1e-4"] if method == "bcl" else []
         train(
             compose_train(
-                tmp_path / name, [f"method={method}", f"trainer.max_epochs={epochs}", *common]
+                tmp_path / name,
+                [f"method={method}", f"trainer.max_epochs={epochs}", *common, *own_decay],
             )
         )
         return _ckpt(tmp_path / name)["state_dict"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -32,12 +33,24 @@ def test_global_mask_prunes_the_smallest_magnitudes_of_all_layers_together():
             for i, v in enumerate(w.flatten().tolist())
         ]
     )
-    dropped = {(name, i) for _, name, i in everything[: round(0.6 * len(everything))]}
+    dropped = {(name, i) for _, name, i in everything[: math.ceil(0.6 * len(everything))]}
     for name, w in weights.items():
         expected = torch.tensor([(name, i) not in dropped for i in range(w.numel())]).view_as(w)
         assert torch.equal(masks[name], expected)
     # global, not per layer: the small-weight layer loses more than 60%, the other less
     assert masks["a"].float().mean() < 0.3 and masks["b"].float().mean() > 0.8  # per layer: 0.4
+
+
+def test_mask_keeps_ties_at_the_threshold_and_prunes_ceil_p_n_as_sdclr():
+    """SDCLR's Mask.magnitudePruning: threshold = the ceil(p N)-th smallest |w|, keep |w| >=
+    threshold. With ties at the threshold fewer than ceil(p N) weights are pruned."""
+    weights = {"a": torch.tensor([0.1, -0.2, 0.2, 0.2, 0.5]), "b": torch.tensor([-0.2, 0.9, 0.05])}
+    masks = global_magnitude_masks(weights, 0.3)  # ceil(0.3 x 8) = 3: threshold 0.2 (sorted[3])
+    assert masks["a"].tolist() == [False, True, True, True, True]
+    assert masks["b"].tolist() == [True, True, False]  # 2 pruned, not 3: the 0.2s tie
+    odd = {"w": torch.arange(1.0, 11.0)}  # ceil(0.25 x 10) = 3 pruned (round would give 2)
+    assert global_magnitude_masks(odd, 0.25)["w"].tolist() == [False] * 3 + [True] * 7
+    assert global_magnitude_masks(odd, 0.0)["w"].all()
 
 
 @pytest.mark.parametrize("bad", [1.0, -0.1, 1.5, True, "0.9"])

@@ -1,0 +1,208 @@
+"""Where the OOD picks of a sampling round land, head to tail, for several pick rules on the same
+candidates: the share of picks whose nearest ID training images (k = 10, majority) belong to each
+class and to the many / medium / few groups, in the guide's own embedding and in a fixed
+reference embedding (another run's network, e.g. SimCLR on the same split).
+
+    python benchmarks/pick_measure.py <guide run dir> --reference <ckpt> [--round R] [--out DIR]
+
+<guide run dir> holds results.json, checkpoints/last.ckpt and split/ of an ltcl-train run with
+a sampler (the guide, COLT). The candidates are the pool images the run embedded at round R
+(default: its last round). Rules (each a sampler setting, docs/method.md "Picks that reach the
+tail"): the run's own, random, COLT's rule, (a) small clusters without budget, (b) 3x the
+clusters with the gap or the sparsity budget, (c) the sparsest ID regions without clusters.
+COLT's rule needs each ID image's tail score: one pass over the ID set with the run's training
+augmentation scores it (COLT's form, batches of the run's size) [recon, for the measure].
+Labels are read for the analysis only. Writes pick_measure.json, pick_measure.md and
+pick_measure.png into --out (default: <run dir>/pick_measure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+
+from ltcl.checkpoints import load_embedding_network, read_checkpoint
+from ltcl.data.splits import class_groups
+from ltcl.evaluation.pick_measure import nearest_id_class, pick_shares
+from ltcl.ood.rounds import SamplerConfig
+from ltcl.ood.strategies import STRATEGIES
+from ltcl.ood.tail_score import colt_tail_score
+
+
+def rules(sampler: dict, num_classes: int) -> dict[str, dict]:
+    """Name -> sampler config: the run's own and the variants, on the run's budget and seed."""
+    run = {**sampler, "kmeans": sampler.get("kmeans", "ltcl")}
+    kl = {**run, "strategy": "kl_cluster", "kmeans": "ltcl"}
+    return {
+        "as run": run,
+        "random": {**kl, "strategy": "random"},
+        "COLT's rule": {**kl, "strategy": "colt", "tail_score": "colt", "kmeans_inits": 10,
+                        "budget_remainder": "last", "num_clusters": num_classes},
+        "(a) clusters < 25% of the mean: no budget": {**kl, "min_cluster_share": 0.25},
+        "(b) 3x clusters, gap budget": {**kl, "num_clusters": 3 * num_classes,
+                                        "min_cluster_share": 0.25},
+        "(b) 3x clusters, sparsity budget": {**kl, "num_clusters": 3 * num_classes,
+                                             "budget_rule": "sparsity", "min_cluster_share": 0.25},
+        "(c) sparsest 10% of ID images": {**kl, "strategy": "sparse_knn", "anchor_share": 0.1},
+        "(c) sparsest 3% of ID images": {**kl, "strategy": "sparse_knn", "anchor_share": 0.03},
+    }  # fmt: skip
+
+
+def moved(node):
+    """Targets that moved since a run recorded its config."""
+    from sampler_analysis import current
+
+    return current(node)
+
+
+@torch.no_grad()
+def embed(network, datamodule, which, indices=None):
+    network.eval()
+    z, labels = datamodule.embed(
+        lambda x: torch.nn.functional.normalize(network(x), dim=1), which, indices,
+        device=torch.device("cpu"), modules=[network], to_cpu=True, batch_size=512,
+    )  # fmt: skip
+    return z, labels
+
+
+@torch.no_grad()
+def colt_scores(network, datamodule, topk: int, temperature: float) -> torch.Tensor:
+    """Each ID image's COLT tail score from one pass of augmented view pairs."""
+    scores = torch.full((len(datamodule.train_set),), float("nan"), dtype=torch.float64)
+    network.eval()
+    for raw, _, _ in datamodule.train_dataloader():
+        part = datamodule.on_after_batch_transfer(raw, 0)["id"]
+        v1, v2 = part["views"]
+        z1 = torch.nn.functional.normalize(network(v1), dim=1)
+        z2 = torch.nn.functional.normalize(network(v2), dim=1)
+        s = colt_tail_score(z1, z2, z1.shape[0], temperature, topk, gather=False)
+        scores[part["index"]] = s.double()
+    scores[scores.isnan()] = float(scores[~scores.isnan()].mean())  # the dropped last batch
+    return scores
+
+
+def measure(run_dir: Path, reference: Path | None, round_index: int | None) -> dict:
+    results = json.loads((run_dir / "results.json").read_text())
+    config = moved(results["config"])
+    sampler = dict(config["method"]["sampler"])
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    state = read_checkpoint(checkpoint).get("ood_sampler") or {}
+    round_index = int(state.get("round", 1)) - 1 if round_index is None else round_index
+    datamodule = instantiate(config["data"], split_dir=str(run_dir / "split"))
+    pool = instantiate(config["ood"])
+    datamodule.attach_ood_pool(pool)
+    datamodule.setup("fit")
+    pool.setup()
+    candidates = pool.candidates(round_index)
+    id_labels = torch.as_tensor(
+        np.asarray(datamodule.train_set.source.labels)[datamodule.train_set.indices]
+    )
+    num_classes = int(config["data"]["num_classes"])
+    groups = class_groups(np.bincount(id_labels.numpy(), minlength=num_classes))
+    spaces = {"guide": load_embedding_network(checkpoint)[0]}
+    if reference is not None:
+        spaces["reference"] = load_embedding_network(reference)[0]
+    embedded = {}
+    for name, network in spaces.items():
+        started = time.perf_counter()
+        id_z, _ = embed(network, datamodule, "train")
+        cand_z, _ = embed(network, datamodule, "ood", candidates)
+        embedded[name] = (id_z, cand_z)
+        print(f"[pick_measure] {name} space: {len(id_z)} ID, {len(cand_z)} candidates "
+              f"({time.perf_counter() - started:.0f} s)")  # fmt: skip
+    id_z, cand_z = embedded["guide"]
+    tail = colt_scores(spaces["guide"], datamodule, sampler.get("colt_topk", 10),
+                       float(config["method"].get("temperature", 0.2)))  # fmt: skip
+    out = {"run": str(run_dir), "round": round_index, "candidates": len(candidates),
+           "budget": sampler["budget"], "groups": groups,
+           "class_counts": np.bincount(id_labels.numpy(), minlength=num_classes).tolist(),
+           "rules": {}}  # fmt: skip
+    for name, settings in rules(sampler, num_classes).items():
+        config_ = SamplerConfig(**settings)
+        strategy = STRATEGIES[config_.strategy](config_)
+        strategy.setup(len(id_z))
+        if config_.strategy == "colt":
+            strategy.tail_scores.update(torch.arange(len(id_z)), tail)
+        started = time.perf_counter()
+        selection = strategy.select(id_z, cand_z, seed=config_.seed + round_index)
+        entry = {"settings": {k: settings[k] for k in sorted(settings)},
+                 "budgets": [int(b) for b in selection.budgets],
+                 "cluster_sizes": [int(s) for s in selection.cluster_sizes],
+                 "seconds": round(time.perf_counter() - started, 2), "spaces": {}}  # fmt: skip
+        for space, (space_id, space_cand) in embedded.items():
+            classes = nearest_id_class(space_cand[selection.local], space_id, id_labels)
+            entry["spaces"][space] = pick_shares(classes, num_classes, groups)
+        out["rules"][name] = entry
+        shares = {s: e["groups"]["few"] for s, e in entry["spaces"].items()}
+        print(f"[pick_measure] {name}: few share {shares}")
+    return out
+
+
+def table(out: dict) -> str:
+    spaces = list(next(iter(out["rules"].values()))["spaces"])
+    head = ["rule"] + [f"{g} ({s})" for s in spaces for g in ("many", "medium", "few")]
+    head += [f"few / random ({s})" for s in spaces]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    random = out["rules"]["random"]["spaces"]
+    for name, entry in out["rules"].items():
+        cells = [name] + [f"{entry['spaces'][s]['groups'][g]:.1f}" for s in spaces
+                          for g in ("many", "medium", "few")]  # fmt: skip
+        cells += [f"{entry['spaces'][s]['groups']['few'] / max(1e-9, random[s]['groups']['few']):.2f}"
+                  for s in spaces]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(out: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = np.asarray(out["class_counts"])
+    order = np.argsort(-counts, kind="stable")
+    spaces = list(next(iter(out["rules"].values()))["spaces"])
+    fig, axes = plt.subplots(1, len(spaces), figsize=(6 * len(spaces), 4), squeeze=False)
+    for ax, space in zip(axes[0], spaces, strict=True):
+        for name, entry in out["rules"].items():
+            share = np.asarray(entry["spaces"][space]["per_class"])[order]
+            style = "--" if name in ("random", "COLT's rule") else "-"
+            ax.plot(range(len(order)), share, style, marker="o", ms=3, label=name)
+        ax.set_xticks(range(len(order)), [f"{c}\n({counts[c]})" for c in order], fontsize=7)
+        ax.set_xlabel("ID class (training images), head → tail")
+        ax.set_ylabel("share of picks nearest to the class (%)")
+        ax.set_title(f"round {out['round']}: {space} embedding")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--reference", type=Path, help="a checkpoint whose embedding is fixed")
+    parser.add_argument("--round", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    out_dir = args.out or args.run_dir / "pick_measure"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = measure(args.run_dir, args.reference, args.round)
+    (out_dir / "pick_measure.json").write_text(json.dumps(out, indent=1))
+    text = f"# Where the picks land: round {out['round']}, {out['budget']} picks of {out['candidates']} candidates\n\n{table(out)}\n"
+    (out_dir / "pick_measure.md").write_text(text)
+    plot(out, out_dir / "pick_measure.png")
+    print(text)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    main()
