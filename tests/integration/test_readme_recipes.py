@@ -196,7 +196,9 @@ PEERS = peer_commands()
 @pytest.mark.parametrize("index", range(len(PEERS)), ids=[" ".join(c[:2]) for c in PEERS])
 def test_readme_peer_recipe_runs(tmp_path, index):
     args = PEERS[index]
-    samples_ood = any(a in ("method=colt", "+method/sampler=colt") for a in args)
+    samples_ood = any(
+        a in ("method=colt", "+method/sampler=colt", "+method/sampler=colt_official") for a in args
+    )
     if samples_ood and "ood=embedded" not in args:
         args = [*args, "ood=embedded"]
     extra = TINY_POOL if samples_ood else []
