@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TCMALLOC := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 /usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4))
 RUN := $(if $(TCMALLOC),LD_PRELOAD=$(TCMALLOC)) WANDB_MODE=$${WANDB_MODE:-offline}
 
-.PHONY: help install test test-all test-gpu test-slow test-ddp lint format demo clean benchmark-simclr
+.PHONY: help install test test-all test-gpu test-slow test-ddp lint format demo docs clean benchmark-simclr
 
 help: ## list the commands
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -49,8 +49,11 @@ demo: install ## the whole method on the embedded data (no download): guide -> s
 	$(VENV)/bin/ltcl-report outputs/demo/pipeline_demo --metrics knn linear few_shot.1pct few_shot.100shot
 	@echo "Run directory: outputs/demo/pipeline_demo/{guide,student,simclr}/ (results.json, *.png, checkpoints/); report: outputs/demo/pipeline_demo/report.md"
 
+docs: install ## build the documentation site into site/ (--strict: a broken link or a page missing from the nav fails)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -d site
+
 benchmark-simclr: install ## recorded CPU run: SimCLR, small backbone, CIFAR-10-LT (JPEG copy) from ../shared/data
 	$(RUN) bash benchmarks/baseline/simclr_cifar10_lt_cpu.sh
 
 clean: ## remove run outputs and caches (not the venv)
-	rm -rf outputs .pytest_cache .ruff_cache
+	rm -rf outputs site .pytest_cache .ruff_cache

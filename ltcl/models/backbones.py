@@ -41,7 +41,7 @@ class CifarResNet(nn.Module):
 
     width 64 with depths (2, 2, 2, 2) is the ResNet-18 shape; width 16 costs about 1/16 of its
     compute, which brings a ResNet-18-shaped network within reach of a 2-core CPU
-    (``model=cifar_resnet18_w16``; benchmarks/cpu_tier_throughput.py measures the candidates).
+    (``model=cifar_resnet18_w16``; benchmarks/throughput/cpu_tier_throughput.py measures the candidates).
     """
 
     def __init__(self, width: int = 16, depths: tuple[int, ...] = (2, 2, 2, 2)) -> None:

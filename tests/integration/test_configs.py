@@ -171,16 +171,21 @@ def test_medium_tier_preset_is_the_validation_choice_of_its_ablation():
     ],
 )  # fmt: skip
 def test_medium_presets_reproduce_the_recorded_campaign_runs(tmp_path, preset, recorded_runs):
-    """Each preset's README line (with the campaign's CPU batch settings) gives both stages the
-    settings of the recorded runs its numbers come from (split 1), every key but where files
-    live and what runs are called: a user of the preset reruns what was measured (this caught
-    the OOD candidate draw, 20,000 in every campaign run, missing from the presets)."""
+    """Each preset's line on the pipeline page (docs/recipes/pipeline.md, "Presets"; the
+    README's CPU quick start is the plain one over splits 1-3) gives both stages the settings of
+    the recorded runs its numbers come from (split 1), every key but where files live and what
+    runs are called: a user of the line reruns what was measured (this caught the OOD candidate
+    draw, 20,000 in every campaign run, missing from the presets). Only split 1 and settings
+    that do not change what is trained (run_identity.SAFE_TO_CHANGE) are added to the line."""
     import json
+    import re
+    import shlex
     import sys
 
     from hydra import compose, initialize_config_dir
 
     from ltcl.cli.pipeline import stage_config
+    from ltcl.run.identity import SAFE_TO_CHANGE
 
     root = Path(__file__).resolve().parents[2]
     sys.path.insert(0, str(root / "benchmarks" / "campaign"))
@@ -188,13 +193,17 @@ def test_medium_presets_reproduce_the_recorded_campaign_runs(tmp_path, preset, r
 
     runs = root / "benchmarks/campaign/results/campaign_cifar10_lt_cpu" / recorded_runs
     recorded = next(runs.glob("multirun/*_split1_*"))
-    overrides = [
-        f"experiment={preset}", "data=cifar10_lt_folder",
-        "ood=tinyimagenet", "stages.total_epochs=30", "stages.one_schedule=true",
-        "trainer=cpu", "data.global_batch_size=256", "trainer.enable_progress_bar=false",
-        "trainer.check_val_every_n_epoch=1000", "data.split.seed=1",
-        "eval.protocols=[knn,linear_b]",
-    ]  # fmt: skip
+    page = (root / "docs/recipes/pipeline.md").read_text(encoding="utf-8")
+    block = re.search(r"```bash\n(.*?)```", page[page.index("## Presets") :], re.S).group(1)
+    (line,) = [x for x in block.splitlines() if f"experiment={preset} " in x]
+    words = shlex.split(line)
+    assert words[0] == "ltcl-pipeline"
+    not_trained = ["trainer.enable_progress_bar=false", "trainer.check_val_every_n_epoch=1000",
+                   "eval.protocols=[knn,linear_b]"]  # fmt: skip
+    for override in not_trained:
+        key = override.split("=")[0]
+        assert any(key == safe or key.startswith(safe + ".") for safe in SAFE_TO_CHANGE), key
+    overrides = [*words[1:], "data.split.seed=1", *not_trained]
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
         cfg = compose("pipeline", overrides=overrides)
     where = ("task_name", "run_name", "paths.", "data.split_dir", "logger.",
