@@ -1,4 +1,4 @@
-"""The parity harness's pure parts (benchmarks/peer_parity.py): rows, verdicts, the table, the
+"""The parity harness's pure parts (benchmarks/peers/parity.py): rows, verdicts, the table, the
 refusal without official checkouts, and the recorded output. No official checkout needed."""
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "benchmarks" / "results" / "peer_parity"
+RESULTS = ROOT / "benchmarks" / "peers" / "results" / "peer_parity"
 
 
 @pytest.fixture(scope="module")
 def pp():
     spec = importlib.util.spec_from_file_location(
-        "peer_parity", ROOT / "benchmarks" / "peer_parity.py"
+        "peer_parity", ROOT / "benchmarks" / "peers" / "parity.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -68,11 +68,11 @@ def test_table_groups_rows_and_names_commits_and_command(pp, tmp_path):
         pp.row("SDCLR", "mask", "ltcl", "official", pp.FIXED, "ceil count"),
     ]
     meta = {
-        "command": "python benchmarks/peer_parity.py",
+        "command": "python benchmarks/peers/parity.py",
         "repos": {"SDCLR": {"commit": "f1490fc", "url": "u"}},
     }
     text = pp.format_markdown(rows, meta)
-    assert "`python benchmarks/peer_parity.py`" in text and "`f1490fc`" in text
+    assert "`python benchmarks/peers/parity.py`" in text and "`f1490fc`" in text
     assert text.index("## SDCLR") < text.index("## COLT")  # peers in a fixed order
     assert "tail \\| score" in text  # a pipe in a cell does not break the table
     assert "| component | ltcl | official | verdict |" in text

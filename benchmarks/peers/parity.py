@@ -21,9 +21,9 @@ Usage (about 5 minutes on 2 CPU cores)::
 
     git clone <mirror of VITA-Group/SDCLR> /work/official/SDCLR   # likewise BCL and COLT
     SDCLR_REPO=/work/official/SDCLR BCL_REPO=/work/official/BCL COLT_REPO=/work/official/COLT \\
-        python benchmarks/peer_parity.py
+        python benchmarks/peers/parity.py
 
-writes ``benchmarks/results/peer_parity/{parity.md,parity.json}`` (``--out`` to change) and
+writes ``benchmarks/peers/results/peer_parity/{parity.md,parity.json}`` (``--out`` to change) and
 ``docs/peer_parity.md`` (``--no-docs`` to leave it).
 Optional: ``LTCL_SHARED_DATA`` (default ``<repo>/../shared/data``) for real CIFAR-10 images in
 the RandAugment comparison (random smooth images otherwise); ``CIFAR10_LABELS``, a ``.npy`` of
@@ -44,11 +44,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = ROOT / "benchmarks" / "results" / "peer_parity"
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_OUT = ROOT / "benchmarks" / "peers" / "results" / "peer_parity"
 COMMAND = (
     "SDCLR_REPO=/work/official/SDCLR BCL_REPO=/work/official/BCL COLT_REPO=/work/official/COLT "
-    "python benchmarks/peer_parity.py"
+    "python benchmarks/peers/parity.py"
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -195,10 +195,10 @@ def format_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
 DOCS_INTRO = """\
 # Parity with the official peer code
 
-`benchmarks/peer_parity.py` runs ltcl's implementation of each peer component (SDCLR, BCL-I/D,
+`benchmarks/peers/parity.py` runs ltcl's implementation of each peer component (SDCLR, BCL-I/D,
 COLT, and SimCLR as their common base) and the **official code** of the peers on identical
 inputs, in float64 on small batches of 32x32 images, and records the table below
-(`benchmarks/results/peer_parity/parity.md` and `.json`).
+(`benchmarks/peers/results/peer_parity/parity.md` and `.json`).
 
 How it runs the official code: each repository is imported from its own checkout in a
 subprocess of its own (all three have top-level `models`, `utils`, `data` packages); nothing of
