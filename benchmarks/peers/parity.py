@@ -1801,7 +1801,7 @@ def bcl_steps(repo: Path) -> list[dict[str, Any]]:
     from losses.nt_xent import NT_Xent_Loss
 
     from ltcl.methods.bcl import BCLModule
-    from ltcl.per_sample import PerSampleEMA
+    from ltcl.utils.per_sample import PerSampleEMA
 
     rows = []
     batch, per_epoch, epochs, lr = 4, 1, 2, 0.05

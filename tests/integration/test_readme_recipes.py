@@ -401,7 +401,7 @@ def check_line(line: str, compose) -> None:
     if command in HYDRA_APPS:
         compose(HYDRA_APPS[command], hydra_overrides(args))
     elif command == "ltcl-report":
-        from ltcl.evaluation.report.cli import build_parser
+        from ltcl.cli.report import build_parser
 
         try:
             build_parser().parse_args(args)
@@ -428,7 +428,7 @@ def test_every_command_a_user_reads_composes_or_exists():
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from ltcl.train import CONFIG_DIR
+    from ltcl.conf import CONFIG_DIR
 
     commands = every_command()
     pages = {page for page, _ in commands}
@@ -454,7 +454,7 @@ def test_a_stale_recipe_line_fails_the_check():
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from ltcl.train import CONFIG_DIR
+    from ltcl.conf import CONFIG_DIR
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
