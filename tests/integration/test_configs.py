@@ -234,11 +234,11 @@ ADDED_SINCE = {
 
 @pytest.mark.parametrize("split", [1, 2, 3])
 def test_the_campaign_simclr_in_its_new_form_is_the_recorded_simclr_run(tmp_path, split):
-    """benchmarks/campaign_cifar10_lt_cpu.sh step 3 once asked for SimCLR with
+    """benchmarks/campaign/campaign_cifar10_lt_cpu.sh step 3 once asked for SimCLR with
     stages.simclr.enabled=true; in its one form now, stages.compare=[simclr], the same command
     gives the SimCLR stage of the recorded runs every setting (split 1, 2, 3), in the same
     <run dir>/simclr/. Left aside: where files live and what runs are called, data targets
-    that moved since (benchmarks/sampler_analysis.py MOVED), and the guide's loss.* / sampler.*
+    that moved since (benchmarks/analyses/sampler_analysis.py MOVED), and the guide's loss.* / sampler.*
     keys that the ltcl of those runs recorded for every method and SimCLR never read."""
     import json
     import sys
@@ -246,12 +246,13 @@ def test_the_campaign_simclr_in_its_new_form_is_the_recorded_simclr_run(tmp_path
     from ltcl.cli.pipeline import planned_stages, stage_config
 
     root = Path(__file__).resolve().parents[2]
-    sys.path.insert(0, str(root / "benchmarks"))
+    sys.path.insert(0, str(root / "benchmarks" / "campaign"))
+    sys.path.insert(0, str(root / "benchmarks" / "analyses"))
     from campaign_pairs import flat
     from legacy_keys import current
     from sampler_analysis import MOVED
 
-    campaign = root / "benchmarks/results/campaign_cifar10_lt_cpu"
+    campaign = root / "benchmarks/campaign/results/campaign_cifar10_lt_cpu"
     best = OmegaConf.load(campaign / "search_best.yaml").best_params
     tuned = [f"{current(k)}={'null' if v is None else v}" for k, v in best.items()]
     command = [

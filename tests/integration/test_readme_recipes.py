@@ -417,6 +417,9 @@ def check_line(line: str, compose) -> None:
         assert (REPO_ROOT / args[0]).is_file(), f"{args[0]} does not exist"
     elif command == "source":
         assert args == [".venv/bin/activate"], line
+    elif command == "git":  # a checkout of a peer's official code, outside the project
+        assert args[0] == "clone" and re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", args[1])
+        assert not (REPO_ROOT / args[2]).resolve().is_relative_to(REPO_ROOT), line
     else:
         raise AssertionError(f"no test covers this kind of command: {line}")
 
