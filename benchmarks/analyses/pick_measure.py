@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from hydra.utils import instantiate
+from sampler_analysis import current, write_report  # this folder: the script's sys.path[0]
 
 from ltcl.data.splits import class_groups
 from ltcl.evaluation.pick_measure import nearest_id_class, pick_shares
@@ -52,13 +53,6 @@ def rules(sampler: dict, num_classes: int) -> dict[str, dict]:
         "(c) sparsest 10% of ID images": {**kl, "strategy": "sparse_knn", "anchor_share": 0.1},
         "(c) sparsest 3% of ID images": {**kl, "strategy": "sparse_knn", "anchor_share": 0.03},
     }  # fmt: skip
-
-
-def moved(node):
-    """Targets that moved since a run recorded its config."""
-    from sampler_analysis import current
-
-    return current(node)
 
 
 @torch.no_grad()
@@ -89,7 +83,7 @@ def colt_scores(network, datamodule, topk: int, temperature: float) -> torch.Ten
 
 def measure(run_dir: Path, reference: Path | None, round_index: int | None) -> dict:
     results = json.loads((run_dir / "results.json").read_text())
-    config = moved(results["config"])
+    config = current(results["config"])  # targets moved since the run
     sampler = dict(config["method"]["sampler"])
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
     state = read_checkpoint(checkpoint).get("ood_sampler") or {}
@@ -191,18 +185,11 @@ def main() -> None:
     parser.add_argument("--round", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    out_dir = args.out or args.run_dir / "pick_measure"
-    out_dir.mkdir(parents=True, exist_ok=True)
     out = measure(args.run_dir, args.reference, args.round)
-    (out_dir / "pick_measure.json").write_text(json.dumps(out, indent=1))
-    text = f"# Where the picks land: round {out['round']}, {out['budget']} picks of {out['candidates']} candidates\n\n{table(out)}\n"
-    (out_dir / "pick_measure.md").write_text(text)
-    plot(out, out_dir / "pick_measure.png")
-    print(text)
+    title = f"Where the picks land: round {out['round']}, {out['budget']} picks of {out['candidates']} candidates"
+    write_report(args.out or args.run_dir / "pick_measure", "pick_measure", out,
+                 f"# {title}\n\n{table(out)}\n", plot)  # fmt: skip
 
 
 if __name__ == "__main__":
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     main()

@@ -148,12 +148,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     out = args.out or args.run_dir
-    out.mkdir(parents=True, exist_ok=True)
     report = analyse(args.run_dir)
-    (out / "sampler_analysis.json").write_text(json.dumps(report, indent=2))
-    (out / "sampler_analysis.md").write_text(to_markdown(report))
-    plot(report, out / "sampler_analysis.png")
-    print(to_markdown(report))
+    write_report(out, "sampler_analysis", report, to_markdown(report), plot)
+
+
+def write_report(out: Path, stem: str, report: dict, markdown: str, plot_fn) -> None:
+    """<stem>.json, <stem>.md and <stem>.png into `out` (shared by the analyses here)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=2))
+    (out / f"{stem}.md").write_text(markdown)
+    plot_fn(report, out / f"{stem}.png")
+    print(markdown)
 
 
 if __name__ == "__main__":

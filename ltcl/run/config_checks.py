@@ -61,23 +61,27 @@ def _check_types(cfg: DictConfig) -> None:
         )
 
 
-def _typed_overrides() -> list[str]:
-    """The overrides of the command line (empty outside a Hydra run)."""
+def _typed_train_overrides() -> list[str]:
+    """The overrides typed to ltcl-train (empty outside it: in ltcl-pipeline a setting of the
+    optim group is read by the guide, the student and the other peers)."""
     from hydra.core.hydra_config import HydraConfig
 
-    if not HydraConfig.initialized():
+    if not HydraConfig.initialized() or HydraConfig.get().job.config_name != "train":
         return []
     return list(HydraConfig.get().overrides.task)
 
 
 def _check_method_weight_decay(cfg: DictConfig) -> None:
     """A method that fixes its own weight decay (BCL's presets) does not read
-    optim.schedule.weight_decay: typing the latter must not train silently without it."""
+    optim.schedule.weight_decay: typing the latter to ltcl-train must not train silently
+    without it. In a pipeline a peer keeps its official decay (docs/recipes/pipeline.md)."""
     own = cfg.method.get("weight_decay")
     if own is None:
         return
     typed = [
-        o for o in _typed_overrides() if o.lstrip("+~").startswith("optim.schedule.weight_decay=")
+        o
+        for o in _typed_train_overrides()
+        if o.lstrip("+~").startswith("optim.schedule.weight_decay=")
     ]
     if typed:
         raise ConfigError(
