@@ -64,6 +64,34 @@ SAME, HARMLESS, FIXED, COULD_CHANGE = (
 VERDICTS = (SAME, HARMLESS, FIXED, COULD_CHANGE)
 GROUPS = ("SDCLR", "BCL", "COLT", "all peers")
 
+# Differences that could change results and are kept on purpose: component -> the decision and
+# the switch that restores the official setting. A could-change row without an entry here is an
+# open difference; the docs page lists it as such.
+_SAME_OPTIMISER_RULE = (
+    "ltcl gives every method of a comparison (SimCLR and the method included) one optimiser "
+    "rule, so that two runs differ only in their method; "
+    "optim.schedule.exclude_bias_and_norm=false applies the official rule to every method of a "
+    "run, and the SDCLR step rows show it then equals the official steps"
+)
+KEPT = {
+    "one SDCLR step with ltcl's default optimiser groups": _SAME_OPTIMISER_RULE,
+    "weight decay on biases and norms": _SAME_OPTIMISER_RULE,
+    "numeric precision of training": (
+        "every method of a comparison runs at the same precision, and bf16 is what makes the "
+        "GPU tier affordable; trainer.precision=32-true reproduces the official arithmetic"
+    ),
+    "evaluation: few-shot (SDCLR/COLT's S_b, 1% of the LT set)": (
+        "an evaluation, not a training setting: every method is probed with the same recipe, "
+        "so ltcl's comparisons hold; its few-shot numbers are not to be set beside the "
+        "published SDCLR/COLT few-shot tables (docs/recipes/evaluation.md says so)"
+    ),
+    "OOD pool": (
+        "COLT's 300K file derives from the withdrawn 80 Million Tiny Images and is not on this "
+        "machine; ood=random300k reads it where a user has it, every OOD-using method of a "
+        "comparison reads the same pool"
+    ),
+}
+
 # Where each official repository's checkout is read from, and a file that must be in it.
 REPOS = {
     "SDCLR": ("SDCLR_REPO", "prune/mask.py", "https://github.com/VITA-Group/SDCLR"),
@@ -149,6 +177,8 @@ def verdict_cell(r: dict[str, Any]) -> str:
         text = f"differs (harmless: {why})"
     else:
         text = f"differs (could change results: {why})"
+        kept = KEPT.get(r["component"])
+        text += f"; kept: {kept}" if kept else "; open"
     notes = []
     if r.get("max_abs_diff") is not None:
         notes.append(f"max abs diff {r['max_abs_diff']:.2g}")
@@ -246,7 +276,11 @@ without it, since the shared JPEG copy is in class-folder order).
 def docs_page(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     """docs/peer_parity.md: how the harness works, the open differences and the table."""
     open_rows = [r for r in rows if r["verdict"] == COULD_CHANGE]
-    listing = "\n".join(f"- **{r['component']}** ({r['group']}): {r['why']}" for r in open_rows)
+    listing = "\n".join(
+        f"- **{r['component']}** ({r['group']}): {r['why']}. "
+        + (f"*Kept:* {KEPT[r['component']]}." if r["component"] in KEPT else "*Open.*")
+        for r in open_rows
+    )
     seconds = ", ".join(f"{k} {v}" for k, v in (meta.get("seconds") or {}).items()) or "?"
     intro = DOCS_INTRO.format(
         command=meta.get("command", COMMAND),

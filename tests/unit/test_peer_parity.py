@@ -31,7 +31,19 @@ def test_each_verdict_renders_with_its_reason(pp):
     assert pp.verdict_cell(same) == "same [max abs diff 0]"
     assert pp.verdict_cell(harmless) == "differs (harmless: one pixel)"
     assert pp.verdict_cell(fixed) == "fixed (remainder to the last cluster)"
-    assert pp.verdict_cell(could) == "differs (could change results: BN decayed) [3 steps]"
+    assert pp.verdict_cell(could) == "differs (could change results: BN decayed); open [3 steps]"
+    kept = pp.row("all peers", "OOD pool", "a", "b", pp.COULD_CHANGE, "another pool")
+    assert pp.verdict_cell(kept).startswith("differs (could change results: another pool); kept: ")
+
+
+def test_every_recorded_difference_that_could_change_results_has_a_reason_to_be_kept(pp):
+    """Issue 26: nothing left at "could change results" without a reason."""
+    rows = json.loads((RESULTS / "parity.json").read_text())["rows"]
+    open_rows = [r["component"] for r in rows if r["verdict"] == pp.COULD_CHANGE]
+    assert open_rows, "the record has could-change rows; this test guards their reasons"
+    assert [c for c in open_rows if c not in pp.KEPT] == []
+    page = (ROOT / "docs" / "peer_parity.md").read_text()
+    assert "*Open.*" not in page and page.count("*Kept:*") == len(open_rows)
 
 
 @pytest.mark.parametrize(
