@@ -5,8 +5,11 @@ fix; here a console command (a Hydra app) prints it, and Hydra's own composition
 line instead of a traceback.
 """
 
+import contextlib
+
 from ltcl.conf import CONFIG_DIR, retired
 from ltcl.errors import LtclError
+from ltcl.run import stopping
 
 
 def _traceback_requested(cfg=None) -> bool:
@@ -84,8 +87,10 @@ def run_console(hydra_main, config_name: str, program: str = "ltcl") -> None:
         os.environ["LTCL_USER_HYDRA_FULL_ERROR"] = os.environ.get("HYDRA_FULL_ERROR", "")
     wants_traceback = _traceback_requested()
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing; we print
+    stopping.install()
     try:
-        hydra_main()
+        with _stopped_exits(program):
+            hydra_main()
     except (LtclError, HydraException, OmegaConfBaseException) as error:
         cause = error.__cause__ if isinstance(error.__cause__, LtclError) else error
         if wants_traceback or os.environ.get("SUBMITIT_EXECUTOR"):
@@ -108,6 +113,31 @@ def run_console(hydra_main, config_name: str, program: str = "ltcl") -> None:
         raise SystemExit(2) from None
 
 
+@contextlib.contextmanager
+def _stopped_exits(program: str = "ltcl"):
+    """A run stopped by a signal (:mod:`ltcl.run.stopping`) never exits 0: it prints one line
+    (the signal, the last checkpoint, how to resume) and exits with 128 + the signal."""
+    import os
+    import sys
+
+    try:
+        try:
+            yield
+        except stopping.RunStopped:
+            raise
+        except BaseException as error:
+            signum = stopping.received()
+            if signum is None or (isinstance(error, SystemExit) and error.code == 128 + signum):
+                raise  # no signal, or an inner command level has already said it
+            raise stopping.RunStopped(signum) from None
+    except stopping.RunStopped as stop:
+        if os.environ.get("SUBMITIT_EXECUTOR"):
+            raise  # submitit reports it to the sweep (and requeues where it is told to)
+        if stopping.is_process_zero():
+            print(f"{program}: {stop}", file=sys.stderr, flush=True)
+        raise SystemExit(stop.exit_code) from None
+
+
 def report_errors(task):
     """Decorate a Hydra task function: an ltcl error prints as one line and exits with code 2.
 
@@ -123,7 +153,8 @@ def report_errors(task):
     @functools.wraps(task)
     def wrapper(cfg):
         try:
-            return task(cfg)
+            with _stopped_exits():  # here, before Hydra logs it as a failed job
+                return task(cfg)
         except LtclError as error:
             if _traceback_requested(cfg) or os.environ.get("SUBMITIT_EXECUTOR"):
                 raise

@@ -36,6 +36,7 @@ from ltcl.run.instantiate import build
 from ltcl.run.loggers import build_loggers, log_results
 from ltcl.run.objective import run_for_objective
 from ltcl.run.record import WriteHydraRecord, defer_hydra_record, take_hydra_record
+from ltcl.run.stopping import stops_as, training
 from ltcl.utils.console import quiet_console
 from ltcl.utils.hardware import fit_threads_to_cores, resolve_precision
 from ltcl.utils.lock import run_directory_lock
@@ -93,7 +94,7 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict[str, Any
     checkpoint_dir = output_dir(cfg) / "checkpoints"
     resume = resolve_resume_path(cfg.ckpt_path, checkpoint_dir)
     check_resume(resume, identity)
-    with run_directory_lock(output_dir(cfg)):
+    with run_directory_lock(output_dir(cfg)), stops_as(checkpoint_dir / "last.ckpt"):
         return _train(cfg, identity, resume, extra_callbacks)
 
 
@@ -158,7 +159,8 @@ def _train(
 
     started = time.perf_counter()
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+        with training(trainer):  # a stop signal ends training after the current step
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
         # the whole training time: earlier invocations' (from the checkpoint) + this one's
         train_time = module.earlier_fit_seconds + time.perf_counter() - started
         results: dict[str, Any] = {}

@@ -8,14 +8,16 @@ previous one stays intact until the new one is complete. Reading a checkpoint ba
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from ltcl.errors import ConfigError
+from ltcl.errors import ConfigError, TrainingError
 from ltcl.utils.files import atomic_write
 
 
@@ -24,11 +26,37 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
+def _no_space(error: BaseException) -> bool:
+    """A full disk, however torch words it (its stream writer reports ENOSPC as "file write
+    failed", with "No space left on device" in the chain or not at all)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(seen) or "Disk quota exceeded" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning checkpoint IO whose saves are atomic (see module doc)."""
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options: Any | None = None) -> None:
-        atomic_torch_save(checkpoint, path)
+        try:
+            atomic_torch_save(checkpoint, path)
+        except Exception as error:
+            folder = Path(path).parent
+            if not _no_space(error):
+                raise
+            free = shutil.disk_usage(folder).free / 2**20
+            kept = "the previous last.ckpt is intact" if Path(path).exists() else "none was kept"
+            raise TrainingError(
+                f"no space left to write the checkpoint {path} ({free:.1f} MiB free on its "
+                f"file system; {type(error).__name__}: {str(error).splitlines()[0][:100]}): "
+                f"{kept}; free space there or move the run (LTCL_LOG_DIR / paths.log_dir), "
+                "then run the same command to resume"
+            ) from error
 
 
 def resolve_resume_path(ckpt_path: str | None, checkpoint_dir: str | os.PathLike) -> str | None:
