@@ -10,6 +10,7 @@ import contextlib
 from ltcl.conf import CONFIG_DIR, retired
 from ltcl.errors import LtclError
 from ltcl.run import stopping
+from ltcl.run.config_checks import is_read_when_appended
 
 
 def _traceback_requested(cfg=None) -> bool:
@@ -42,29 +43,34 @@ def one_line(error: BaseException) -> str:
 
 
 def _close_keys(message: str, config_name: str) -> list[str]:
-    """Keys of the default config spelled like the one Hydra could not override."""
-    import difflib
+    """Keys spelled like the one Hydra could not override, in the config as the user's other
+    overrides compose it (``method=guide`` brings ``method.sampler.*``; the default does not)."""
     import re
+    import sys
 
     match = re.search(r"Could not override '([^']+)'", message)
     if not match:
         return []
+    key = match.group(1)
     try:
         from hydra import compose, initialize_config_dir
         from hydra.core.global_hydra import GlobalHydra
-        from omegaconf import OmegaConf
 
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            cfg = compose(config_name=config_name)
-        keys, stack = [], [("", OmegaConf.to_container(cfg, resolve=False))]
-        while stack:
-            prefix, node = stack.pop()
-            for key, value in node.items():
-                keys.append(f"{prefix}{key}")
-                if isinstance(value, dict):
-                    stack.append((f"{prefix}{key}.", value))
-        return difflib.get_close_matches(match.group(1), keys, n=2, cutoff=0.8)
+        from ltcl.run.config_checks import config_keys, suggest_keys
+
+        others = [
+            a for a in sys.argv[1:]
+            if "=" in a and not a.startswith("-") and a.lstrip("+~").split("=", 1)[0] != key
+        ]  # fmt: skip
+        for overrides in (others, []):  # the user's own config, else the default one
+            GlobalHydra.instance().clear()
+            try:
+                with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+                    cfg = compose(config_name=config_name, overrides=overrides)
+                return suggest_keys(key, config_keys(cfg))
+            except Exception:
+                continue
+        return []
     except Exception:  # a hint only: never mask the real error
         return []
 
@@ -106,7 +112,12 @@ def run_console(hydra_main, config_name: str, program: str = "ltcl") -> None:
         if overridden and retired(overridden.group(1)):
             message = retired(overridden.group(1))  # a key conf/ retired: the one way now
         elif overridden:
+            key = overridden.group(1)
             close = _close_keys(message, config_name)
+            if not is_read_when_appended(key):
+                # Hydra's "To append to your config use +key=value" would train without the
+                # setting: nothing reads an appended key outside the free-form groups.
+                message = f"Could not override '{key}': the config has no such key"
             message += f". Did you mean {' or '.join(close)}?" if close else ""
             message += " (see every key with --cfg job)"
         print(f"{program}: error: {message}", file=sys.stderr, flush=True)

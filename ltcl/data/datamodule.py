@@ -222,6 +222,7 @@ class LongTailDataModule(L.LightningDataModule):
             self.split = self._given_split(labels, len(val_source), len(bank_source))
         else:
             self.split = self._make_split(labels, pool)
+        self._check_disjoint(test_indices if test_source is source else None)
         if self.split_dir:
             self.split_manifest = save_split(self.split, self.split_dir)
         else:
@@ -285,7 +286,7 @@ class LongTailDataModule(L.LightningDataModule):
         val_index_file = cfg.pop("val_index_file", None)
         if self.split_kind == "index_file":
             return split_from_index_file(
-                labels, self.num_classes, index_file, val_index_path=val_index_file
+                labels, self.num_classes, index_file, val_index_path=val_index_file, pool=pool
             )
         split = make_long_tailed_split(labels[pool], self.num_classes, **cfg)
         # Map positions in `pool` back to source indices.
@@ -293,6 +294,40 @@ class LongTailDataModule(L.LightningDataModule):
         split.val_indices = pool[split.val_indices]
         split.balanced_indices = pool[split.balanced_indices]
         return split
+
+    def _check_disjoint(self, carved_test: np.ndarray | None) -> None:
+        """No image is both trained on and validated on, and none of the test images carved
+        from the training source (``data.test_per_class``) is trained on, validated on or in
+        the kNN bank, whatever the split kind: a published index file of the full source would
+        otherwise put test images into training, and every test number would be inflated."""
+        split = self.split
+        both = np.intersect1d(split.train_indices, split.val_indices).size
+        if both:
+            raise DataError(
+                f"{both} images are in both the training and the validation split of "
+                f"'{self.name}': give a validation index file disjoint from the training one"
+            )
+        if carved_test is None:
+            return
+        for part, indices in (
+            ("training", split.train_indices),
+            ("validation", split.val_indices),
+            ("kNN bank (balanced)", split.balanced_indices),
+        ):
+            overlap = np.intersect1d(indices, carved_test).size
+            if overlap:
+                where = (
+                    f"data.split.index_file={self.split_cfg.get('index_file')}"
+                    if self.split_kind == "index_file"
+                    else f"the {self.split_kind} split"
+                )
+                raise DataError(
+                    f"{where} puts {overlap} of the {len(carved_test)} test images that "
+                    f"'{self.name}' carves from its training source (data.test_per_class="
+                    f"{self.test_per_class}) into the {part} set: test images would be trained "
+                    "or tuned on; use an index file of the training part only, or a dataset "
+                    "with its own test set (data.test_source)"
+                )
 
     def _cap_per_class(self, indices: np.ndarray, labels: np.ndarray) -> np.ndarray:
         if not self.knn_bank_per_class:

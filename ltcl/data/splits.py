@@ -392,10 +392,12 @@ def split_from_index_file(
     index_path: str | os.PathLike,
     val_index_path: str | os.PathLike | None = None,
     balanced_index_path: str | os.PathLike | None = None,
+    pool: np.ndarray | None = None,
 ) -> LongTailSplit:
     """A :class:`LongTailSplit` from published files (``split*_D_i.npy``, ``valIdxList.npy``,
     ``trainIdxList.npy``). Without a val file the val set is empty; without a balanced file the
-    balanced pool is every image not in val. Counts are recomputed from the labels."""
+    balanced pool is every image of ``pool`` (default: all; the images not carved out for
+    testing) not in val. Counts are recomputed from the labels."""
     lab = _check_labels(labels, num_classes)
     train = load_index_file(index_path, len(lab))
     val = (
@@ -412,7 +414,8 @@ def split_from_index_file(
     if balanced_index_path is not None:
         balanced = load_index_file(balanced_index_path, len(lab))
     else:
-        balanced = np.setdiff1d(np.arange(len(lab), dtype=np.int64), val)
+        everything = np.arange(len(lab), dtype=np.int64) if pool is None else np.asarray(pool)
+        balanced = np.setdiff1d(everything, val)
     counts = np.bincount(lab[train], minlength=num_classes)
     order = np.argsort(-counts, kind="stable")
     vpc: int | None = 0

@@ -91,6 +91,112 @@ def _check_method_weight_decay(cfg: DictConfig) -> None:
         )
 
 
+# Keys a user may append with +key=value: Lightning's Trainer takes (and checks) any of its own
+# arguments, Hydra its settings; the others are read when present (the schedule keys that
+# ltcl-pipeline sets for a student continuing the guide's schedule; a published split's index
+# files on a dataset whose config does not list them).
+FREE_FORM_PREFIXES = ("trainer.", "hydra.")
+READ_WHEN_PRESENT = (
+    "optim.schedule.start_epoch",
+    "optim.schedule.horizon_epochs",
+    "data.split.index_file",
+    "data.split.val_index_file",
+)
+
+
+def is_read_when_appended(key: str) -> bool:
+    """A key that is legitimately absent from the config files and read when a user appends
+    it: Lightning's and Hydra's own arguments, the keys above, an augmentation field."""
+    if key.startswith(FREE_FORM_PREFIXES) or key in READ_WHEN_PRESENT:
+        return True
+    if key.startswith("data.augment.") and key.count(".") == 2:
+        return key.rsplit(".", 1)[1] in _augment_fields()
+    return False
+
+
+def _augment_fields() -> set[str]:
+    import dataclasses
+
+    from ltcl.data.transforms import AugmentConfig
+
+    return {f.name for f in dataclasses.fields(AugmentConfig)}
+
+
+def config_keys(cfg: DictConfig) -> list[str]:
+    """Every dotted key of a config's values (unresolved; a node with keys below it is not
+    itself a value)."""
+    keys, stack = [], [("", OmegaConf.to_container(cfg, resolve=False))]
+    while stack:
+        prefix, node = stack.pop()
+        for key, value in node.items():
+            if isinstance(value, dict) and value:
+                stack.append((f"{prefix}{key}.", value))
+            else:
+                keys.append(f"{prefix}{key}")
+    return keys
+
+
+def suggest_keys(key: str, keys: list[str]) -> list[str]:
+    """Existing keys the user probably meant: the same key under a group (``sampler.budget`` ->
+    ``method.sampler.budget``), else the closest spellings."""
+    import difflib
+
+    under = [k for k in keys if k.endswith(f".{key}")]
+    if under:
+        return sorted(under, key=len)[:2]
+    return difflib.get_close_matches(key, keys, n=2, cutoff=0.8)
+
+
+def _is_group_choice(key: str) -> bool:
+    """``experiment`` in ``+experiment=x``, ``method/sampler``: a config group, not a key."""
+    from pathlib import Path
+
+    from ltcl.conf import CONFIG_DIR
+
+    return "/" in key or ("." not in key and (Path(CONFIG_DIR) / key).is_dir())
+
+
+def check_appended_keys() -> None:
+    """Refuse ``+key=value`` for a key that nothing reads: Hydra appends it, and the run would
+    train without the setting the user meant (``+sampler.budget=100`` for
+    ``method.sampler.budget``, ``+method.sampler.budgett``). Only inside a Hydra app."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    hydra_cfg = HydraConfig.get()
+    overrides = list(hydra_cfg.overrides.task)
+    appended = {}
+    for override in overrides:
+        if override.startswith("+") and "=" in override:
+            key = override.lstrip("+").split("=", 1)[0]
+            if not _is_group_choice(key):
+                appended[override] = key
+    appended = {o: k for o, k in appended.items() if not is_read_when_appended(k)}
+    if not appended:
+        return
+    try:  # the config as the user's other overrides compose it, without the appended keys
+        from hydra import compose
+
+        base = compose(
+            config_name=hydra_cfg.job.config_name,
+            overrides=[o for o in overrides if o not in appended],
+        )
+    except Exception:  # a check only: never mask the real composition
+        return
+    keys = config_keys(base) + [f"data.augment.{name}" for name in _augment_fields()]
+    for override, key in appended.items():
+        if OmegaConf.select(base, key, default=None) is not None:
+            continue  # ++key=value on a key that exists: an ordinary override
+        value = override.split("=", 1)[1]
+        close = suggest_keys(key, keys)
+        hint = f"; did you mean {' or '.join(f'{k}={value}' for k in close)}?" if close else ""
+        raise ConfigError(
+            f"{override} adds the key {key}, which nothing in ltcl reads: the run would train "
+            f"without it{hint} (every key: --cfg job)"
+        )
+
+
 def check_retired_keys(cfg: DictConfig) -> None:
     """Refuse a key that conf/ retired (an old experiment file, a +key=... override), naming the
     one way that does the same now (:data:`ltcl.conf.RETIRED`)."""
@@ -102,6 +208,7 @@ def check_retired_keys(cfg: DictConfig) -> None:
 def check_config(cfg: DictConfig) -> None:
     """Fail before any data is read when values are inconsistent."""
     check_retired_keys(cfg)
+    check_appended_keys()
     _check_types(cfg)
     devices = cfg.trainer.get("devices", 1)
     world = (devices if isinstance(devices, int) else 1) * cfg.trainer.get("num_nodes", 1)

@@ -175,3 +175,22 @@ def test_one_embedding_loop_for_every_set(tmp_path):
     out, labels = dm.embed(fn, "ood", picks, device=torch.device("cpu"), modules=[net])
     assert labels.tolist() == dm.ood_pool.pool.labels[picks].tolist()
     assert not any(seen_modes) and net.training
+
+
+def test_an_index_file_that_selects_carved_test_images_is_refused_with_the_count(tmp_path):
+    """Issue: an index file of the whole source put 103 of 300 carved test images into training,
+    and the kNN bank held every test image. Now: refused, with the overlap count."""
+    reference = make_dm(tmp_path / "ref")
+    test = reference.test_set.indices
+    pool = np.setdiff1d(np.arange(1000), test)
+    leaky = tmp_path / "leaky.npy"
+    np.save(leaky, np.concatenate([pool[:200], test[:7]]))
+    with pytest.raises(DataError, match=r"puts 7 of the 300 test images .* into the training set"):
+        make_dm(tmp_path / "a", split={"kind": "index_file", "index_file": str(leaky)})
+    clean = tmp_path / "clean.npy"
+    np.save(clean, pool[:200])
+    dm = make_dm(tmp_path / "b", split={"kind": "index_file", "index_file": str(clean)})
+    test_set = set(dm.test_set.indices.tolist())
+    assert test_set == set(test.tolist())  # the same carve: the split seed is the same
+    for part in (dm.train_set, dm.val_set, dm.bank_set):  # the default bank skips test images
+        assert not test_set & set(part.indices.tolist())

@@ -95,3 +95,18 @@ def test_ltcl_errors_print_one_line_and_full_error_keeps_the_traceback(user_env,
 def test_other_exceptions_are_not_hidden(user_env):
     with pytest.raises(ZeroDivisionError):
         run_console(_raising(ZeroDivisionError("a bug")), "train")
+
+
+def test_a_key_is_suggested_under_its_group_and_appends_are_allowed_only_where_read():
+    from ltcl.run.config_checks import is_read_when_appended, suggest_keys
+
+    keys = ["method.sampler.warmup_epochs", "method.sampler.budget", "trainer.max_epochs"]
+    assert suggest_keys("sampler.warmup_epochs", keys) == ["method.sampler.warmup_epochs"]
+    assert suggest_keys("method.sampler.budgett", keys) == ["method.sampler.budget"]
+    assert suggest_keys("stages.foo", keys) == []
+    assert is_read_when_appended("trainer.gradient_clip_val")  # Lightning checks its own
+    assert is_read_when_appended("data.augment.crop_scale")  # an AugmentConfig field
+    assert is_read_when_appended("optim.schedule.start_epoch")
+    assert not is_read_when_appended("data.augment.crop_scal")
+    assert not is_read_when_appended("sampler.budget")
+    assert not is_read_when_appended("optim.schedule.warmup_epoch")
