@@ -75,6 +75,23 @@ def _close_keys(message: str, config_name: str) -> list[str]:
         return []
 
 
+def filesystem_message(error: BaseException) -> str | None:
+    """One line for a file system that refuses a write (read-only, no permission, full),
+    naming the path and the setting that moves it; None for any other error."""
+    import errno
+
+    if not isinstance(error, OSError) or error.errno not in (
+        errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT
+    ):  # fmt: skip
+        return None
+    path = error.filename or "a file"
+    return (
+        f"cannot write {path} ({error.strerror}): point LTCL_LOG_DIR (run directories) or "
+        "LTCL_DATA_DIR (datasets and caches) at a writable folder with free space, or set "
+        "paths.log_dir=... / paths.data_dir=..."
+    )
+
+
 def run_console(hydra_main, config_name: str, program: str = "ltcl") -> None:
     """Run a ``@hydra.main`` function as a console command.
 
@@ -108,6 +125,14 @@ def run_console(hydra_main, config_name: str, program: str = "ltcl") -> None:
                 f"{missing.group(1)} has no value and this config needs one: give it on the "
                 f"command line, {missing.group(1)}=..."
             )
+        if "override_grammar" in message or "LexerNoViableAltException" in message:
+            odd = [a for a in sys.argv[1:] if "=" in a and not a.split("=", 1)[1].isascii()]
+            if odd:  # Hydra's lexer takes only ASCII in an unquoted value
+                key, value = odd[0].split("=", 1)
+                message += (
+                    f". A value with non-ASCII characters must be quoted: '{key}=\"{value}\"' "
+                    "(the single quotes keep the shell from removing the double ones)"
+                )
         overridden = re.search(r"Could not override '([^']+)'", message)
         if overridden and retired(overridden.group(1)):
             message = retired(overridden.group(1))  # a key conf/ retired: the one way now
@@ -120,6 +145,12 @@ def run_console(hydra_main, config_name: str, program: str = "ltcl") -> None:
                 message = f"Could not override '{key}': the config has no such key"
             message += f". Did you mean {' or '.join(close)}?" if close else ""
             message += " (see every key with --cfg job)"
+        print(f"{program}: error: {message}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    except OSError as error:  # Hydra makes the run directory before ltcl's code runs (after the Hydra errors: one of them is an IOError)
+        message = filesystem_message(error)
+        if message is None or wants_traceback or os.environ.get("SUBMITIT_EXECUTOR"):
+            raise
         print(f"{program}: error: {message}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
 
@@ -170,6 +201,12 @@ def report_errors(task):
             if _traceback_requested(cfg) or os.environ.get("SUBMITIT_EXECUTOR"):
                 raise
             print(f"ltcl: error: {error}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+        except OSError as error:
+            message = filesystem_message(error)
+            if message is None or _traceback_requested(cfg) or os.environ.get("SUBMITIT_EXECUTOR"):
+                raise
+            print(f"ltcl: error: {message}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
 
     return wrapper

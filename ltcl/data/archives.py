@@ -30,9 +30,9 @@ def extract_archive(archive_path: str | os.PathLike, dest_dir: str | os.PathLike
     arc = Path(archive_path).expanduser()
     if not arc.is_file():
         raise DataError(
-            f"archive {arc} does not exist: set the archive path (e.g. "
-            "../shared/data/cifar10-jpeg.tar.gz) or extract it yourself and point "
-            "data.root at the folder"
+            f"archive {arc} does not exist: set LTCL_SHARED_DATA_DIR to the folder that holds "
+            f"{arc.name} (or the source's archive to the file), or extract it yourself and "
+            "point the source's root at the folder"
         )
     dest = make_folder(dest_dir, "extraction folder", "set it to a writable folder")
     st = arc.stat()

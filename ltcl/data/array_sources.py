@@ -86,7 +86,8 @@ def torchvision_cifar(
         raise ConfigError(f"unknown CIFAR name {name!r}: use 'cifar10' or 'cifar100'")
     if root is None or str(root) == "":
         raise DataError(
-            f"CIFAR root is empty: set data.root to the folder that holds {_CIFAR_FOLDERS[name]}/"
+            f"CIFAR root is empty: set the source's root to the folder that holds "
+            f"{_CIFAR_FOLDERS[name]}/"
         )
     from urllib.error import URLError
 
@@ -99,16 +100,15 @@ def torchvision_cifar(
     except (RuntimeError, OSError, URLError) as e:
         what = "download failed" if download else "files not found or corrupted"
         alt = (
-            "or use the image-folder copy (data=cifar10_lt_folder, i.e. image_folder("
-            "'<dir>/cifar10', 'train')), e.g. the cifar10/ folder extracted from "
-            "../shared/data/cifar10-jpeg.tar.gz with extract_archive(...)"
+            "or use the image-folder copy: data=cifar10_lt_folder, which extracts "
+            "paths.shared_data_dir/cifar10-jpeg.tar.gz on first use"
             if name == "cifar10"
             else "(no image-folder copy of CIFAR-100 is shared here; copy the official "
             "cifar-100-python.tar.gz next to the code and extract it)"
         )
         raise DataError(
             f"{name} ({'train' if train else 'test'}) in torchvision format is unavailable under "
-            f"{r}: {what} ({type(e).__name__}: {e}). Point data.root at the folder that holds "
+            f"{r}: {what} ({type(e).__name__}: {e}). Point the source's root at the folder that holds "
             f"{_CIFAR_FOLDERS[name]}/ (data_batch_* / train, test files), {alt}"
         ) from e
     images = np.ascontiguousarray(ds.data, dtype=np.uint8)

@@ -25,7 +25,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from ltcl.data.batch_sharding import EvalShardSampler, GlobalBatchShardSampler
 from ltcl.data.batched_transforms import BatchedAugment
 from ltcl.data.datasets import EvalDataset, SampledOODDataset, TwoViewDataset
-from ltcl.data.sources import ImageSource
+from ltcl.data.sources import ImageSource, naming_the_source
 from ltcl.data.splits import (
     LongTailSplit,
     class_groups,
@@ -192,11 +192,13 @@ class LongTailDataModule(L.LightningDataModule):
             self.ood_pool.setup(stage)
         if self._prepared:
             return
-        source = self.train_source_fn()
+        with naming_the_source("data.train_source"):
+            source = self.train_source_fn()
         self._check_source(source, "train")
         labels = np.asarray(source.labels)
         if self.test_source_fn is not None:
-            test_source = self.test_source_fn()
+            with naming_the_source("data.test_source"):
+                test_source = self.test_source_fn()
             self._check_source(test_source, "test")
             train_names, test_names = list(source.classes), list(test_source.classes)
             if train_names and test_names and train_names != test_names:
@@ -215,9 +217,11 @@ class LongTailDataModule(L.LightningDataModule):
             )
         val_source = bank_source = source
         if self.split_kind == "given":
-            val_source = self.val_source_fn()
+            with naming_the_source("data.val_source"):
+                val_source = self.val_source_fn()
             self._check_source(val_source, "validation")
-            bank_source = self.bank_source_fn() if self.bank_source_fn else source
+            with naming_the_source("data.bank_source"):
+                bank_source = self.bank_source_fn() if self.bank_source_fn else source
             self._check_source(bank_source, "bank")
             self.split = self._given_split(labels, len(val_source), len(bank_source))
         else:
@@ -252,7 +256,10 @@ class LongTailDataModule(L.LightningDataModule):
 
     def _check_source(self, source: ImageSource, which: str) -> None:
         if len(source) == 0:
-            raise DataError(f"the {which} source of '{self.name}' has no images: check data.root")
+            key = {"validation": "val", "bank": "bank", "test": "test"}.get(which, "train")
+            raise DataError(
+                f"the {which} source of '{self.name}' has no images: check data.{key}_source.root"
+            )
         if source.classes and len(source.classes) != self.num_classes:
             raise ConfigError(
                 f"the {which} source of '{self.name}' has {len(source.classes)} classes but "

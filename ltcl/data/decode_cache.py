@@ -58,8 +58,8 @@ def _decode_chunk(args: tuple[list[str], int | None, tuple[int, int] | None]) ->
         if expect is not None and a.shape[:2] != expect:
             raise DataError(
                 f"image {p} is {a.shape[1]}x{a.shape[0]} but the first image is "
-                f"{expect[1]}x{expect[0]}: a cached array needs one size; set image_size "
-                "(data.train_source.image_size=32 and data.test_source.image_size=32, or ood.source.image_size=32) to resize every image, or drop cache_dir"
+                f"{expect[1]}x{expect[0]}: a cached array needs one size; set the source's "
+                "image_size (e.g. 32) to resize every image, or drop cache_dir"
             )
         out.append(a)
     return np.stack(out)
@@ -214,5 +214,5 @@ def check_image_size(image_size: int | None) -> None:
     ):
         raise ConfigError(
             f"image_size must be a positive integer or null, got {image_size!r}: "
-            "set data.train_source.image_size=32 (and data.test_source.image_size) or null"
+            "set the source's image_size to 32 (for example) or null"
         )

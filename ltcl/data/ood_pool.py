@@ -16,7 +16,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ltcl.data.datasets import TwoViewDataset
-from ltcl.data.sources import ImageSource
+from ltcl.data.sources import ImageSource, naming_the_source
 from ltcl.data.transforms import PerSampleAugment, augment_config
 from ltcl.errors import ConfigError, DataError
 
@@ -64,7 +64,8 @@ class OODPoolDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.pool is not None:
             return
-        pool = self.source_fn()
+        with naming_the_source("ood.source"):
+            pool = self.source_fn()
         if len(pool) == 0:
             raise DataError(f"the OOD pool '{self.name}' has no images: check ood.source paths")
         self.pool = pool

@@ -10,6 +10,7 @@ Decoded images are cached as one uint8 ``.npy`` array (opened memory-mapped,
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 from collections.abc import Sequence
@@ -21,6 +22,26 @@ import numpy as np
 
 from ltcl.data.decode_cache import cached_images, check_image_size, decode_image
 from ltcl.errors import ConfigError, DataError
+
+# A source does not know which config key built it; its messages say "the source's root" and
+# the DataModule that calls it names the key (data.train_source.root, ood.source.root, ...).
+SOURCE_PHRASES = ("the source's root", "the source's image_size", "the source's archive")
+
+
+@contextlib.contextmanager
+def naming_the_source(key: str):
+    """Re-raise a source's error with ``key`` (e.g. ``data.train_source``) in place of
+    "the source's ...", so that a hint names a key the user's config has."""
+    try:
+        yield
+    except (ConfigError, DataError) as error:
+        text = str(error)
+        for phrase in SOURCE_PHRASES:
+            text = text.replace(phrase, f"{key}.{phrase.rsplit(chr(39) + 's ', 1)[1]}")
+        if text == str(error):
+            raise
+        raise type(error)(text) from error
+
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -316,13 +337,13 @@ def image_folder(
     )
     if root is None or str(root) == "":
         raise DataError(
-            f"image folder root is empty: set data.root to the dataset folder ({layout})"
+            f"image folder root is empty: set the source's root to the dataset folder ({layout})"
         )
     root_p = Path(root).expanduser()
     if not root_p.is_dir():
         raise DataError(
-            f"data root {root_p} does not exist or is not a folder: set "
-            f"LTCL_DATA_DIR or data.root=... to the folder that holds "
+            f"image folder {root_p} does not exist or is not a folder: set LTCL_DATA_DIR (where "
+            f"ltcl looks for datasets) or the source's root to the folder that holds "
             f"{split or '<class>'}/ ({layout})"
         )
     base = root_p / split if split else root_p
@@ -330,7 +351,7 @@ def image_folder(
         present = sorted(p.name for p in root_p.iterdir() if p.is_dir())
         raise DataError(
             f"split folder {base} does not exist (subfolders of {root_p}: "
-            f"{present[:10]}): set split to one of them or fix data.root ({layout})"
+            f"{present[:10]}): set split to one of them or fix the source's root ({layout})"
         )
     with os.scandir(base) as it:
         class_names = sorted(e.name for e in it if e.is_dir() and not e.name.startswith("."))
@@ -363,7 +384,7 @@ def image_folder(
             hint = "" if recursive_labels else " (images in subfolders need recursive_labels)"
             raise DataError(
                 f"class folder {base / cname} holds no images{hint}: {layout}; "
-                "remove the empty folder, add it to exclude, or fix data.root"
+                "remove the empty folder, add it to exclude, or fix the source's root"
             )
         rel_paths.extend(os.path.join(cname, f) for f in files)
         labels.extend([label] * len(files))

@@ -8,6 +8,8 @@ from ltcl.conf import RETIRED, retired
 from ltcl.errors import ConfigError
 from ltcl.utils.validate import check_int, check_positive
 
+MAX_BASE_LR = 100.0  # at the reference batch: far above every recipe, far below a typo's 1e6
+
 PRECISIONS = ("auto", "32", "32-true", "64", "64-true", "16-mixed", "bf16-mixed", "16-true",
               "bf16-true", "bf16", "16")  # fmt: skip
 
@@ -33,6 +35,12 @@ def _check_types(cfg: DictConfig) -> None:
         check_positive(limit, "trainer.limit_train_batches", "null trains on every batch")
     schedule = cfg.optim.schedule
     check_positive(schedule.base_lr, "optim.schedule.base_lr", "the peers use 0.5 at batch 512")
+    if float(schedule.base_lr) > MAX_BASE_LR:
+        raise ConfigError(
+            f"optim.schedule.base_lr={schedule.base_lr} is above {MAX_BASE_LR:g}, beyond any "
+            "contrastive recipe (the peers use 0.5 at batch 512, SimCLR's LARS about 0.3 per "
+            "256 images): the loss would be NaN after the first step; use e.g. 0.5"
+        )
     check_positive(
         schedule.get("weight_decay", 0), "optim.schedule.weight_decay", "the peers use 1e-4",
         allow_zero=True,
@@ -137,8 +145,8 @@ def config_keys(cfg: DictConfig) -> list[str]:
 
 
 def suggest_keys(key: str, keys: list[str]) -> list[str]:
-    """Existing keys the user probably meant: the same key under a group (``sampler.budget`` ->
-    ``method.sampler.budget``), else the closest spellings."""
+    """Existing keys the user probably meant: the same key under a group (a sampler key typed
+    without ``method.``), else the closest spellings."""
     import difflib
 
     under = [k for k in keys if k.endswith(f".{key}")]
@@ -156,10 +164,32 @@ def _is_group_choice(key: str) -> bool:
     return "/" in key or ("." not in key and (Path(CONFIG_DIR) / key).is_dir())
 
 
-def check_appended_keys() -> None:
+def _target_reads(cfg: DictConfig | None, key: str) -> bool:
+    """Whether ``key`` is an argument of the ``_target_`` its parent node instantiates (a
+    callable with ``**kwargs`` passes it on, and whatever it reaches refuses an unknown one)."""
+    if cfg is None or "." not in key:
+        return False
+    parent, name = key.rsplit(".", 1)
+    target = OmegaConf.select(cfg, f"{parent}._target_", default=None)
+    if not isinstance(target, str):
+        return False
+    import inspect
+
+    from hydra.utils import get_object
+
+    try:
+        parameters = inspect.signature(get_object(target)).parameters
+    except Exception:  # not importable here: the instantiation will say so
+        return False
+    return name in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+
+
+def check_appended_keys(cfg: DictConfig | None = None) -> None:
     """Refuse ``+key=value`` for a key that nothing reads: Hydra appends it, and the run would
-    train without the setting the user meant (``+sampler.budget=100`` for
-    ``method.sampler.budget``, ``+method.sampler.budgett``). Only inside a Hydra app."""
+    train without the setting the user meant (a sampler key typed without its group, a
+    misspelt one). Only inside a Hydra app."""
     from hydra.core.hydra_config import HydraConfig
 
     if not HydraConfig.initialized():
@@ -172,7 +202,9 @@ def check_appended_keys() -> None:
             key = override.lstrip("+").split("=", 1)[0]
             if not _is_group_choice(key):
                 appended[override] = key
-    appended = {o: k for o, k in appended.items() if not is_read_when_appended(k)}
+    appended = {
+        o: k for o, k in appended.items() if not (is_read_when_appended(k) or _target_reads(cfg, k))
+    }
     if not appended:
         return
     try:  # the config as the user's other overrides compose it, without the appended keys
@@ -208,7 +240,7 @@ def check_retired_keys(cfg: DictConfig) -> None:
 def check_config(cfg: DictConfig) -> None:
     """Fail before any data is read when values are inconsistent."""
     check_retired_keys(cfg)
-    check_appended_keys()
+    check_appended_keys(cfg)
     _check_types(cfg)
     devices = cfg.trainer.get("devices", 1)
     world = (devices if isinstance(devices, int) else 1) * cfg.trainer.get("num_nodes", 1)

@@ -36,6 +36,19 @@ def check_slurm_params(params: dict[str, Any]) -> None:
         )
 
 
+def check_slurm_commands() -> None:
+    """Raise ConfigError when ``sbatch`` or ``srun`` is not on PATH (not a SLURM node)."""
+    import shutil
+
+    missing = [command for command in ("sbatch", "srun") if shutil.which(command) is None]
+    if missing:
+        raise ConfigError(
+            f"hydra/launcher=slurm submits SLURM jobs, but {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not on PATH here: run the command on a "
+            "SLURM login node, or leave out hydra/launcher=slurm to run on this machine"
+        )
+
+
 def render_sbatch(params: dict[str, Any], command: str = "python -m ltcl.cli.train") -> str:
     """The sbatch script that submitit would write for these launcher params, without
     submitting anything (submitit's executor itself refuses to start without ``srun``).

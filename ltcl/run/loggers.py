@@ -31,16 +31,35 @@ def check_wandb_credentials(node: Any) -> None:
     mode = os.environ.get("WANDB_MODE", "").lower()
     if node.get("offline") or mode in ("offline", "disabled", "dryrun"):
         return
-    if os.environ.get("WANDB_API_KEY"):
-        return
     netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
-    if netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore"):
+    if os.environ.get("WANDB_API_KEY") or (
+        netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+    ):
+        check_wandb_reachable()
         return
     raise ConfigError(
         "logger=wandb logs online but no W&B API key was found: set WANDB_API_KEY or run "
         "`wandb login`; on a cluster without network use WANDB_MODE=offline and "
         "`wandb sync <run dir>/wandb/offline-run-*` later"
     )
+
+
+def check_wandb_reachable(timeout_s: float = 5.0) -> None:
+    """An online run on a machine that cannot reach the W&B server would fail after about two
+    minutes, inside wandb, with a traceback: try a connection first (a few seconds at most)."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
+    host, port = url.hostname or "api.wandb.ai", url.port or (80 if url.scheme == "http" else 443)
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as error:
+        raise ConfigError(
+            f"logger=wandb logs online but {host}:{port} cannot be reached from this machine "
+            f"({type(error).__name__}: {error}): use WANDB_MODE=offline and `wandb sync <run "
+            "dir>/wandb/offline-run-*` from a machine with network, or logger=csv"
+        ) from None
 
 
 def wandb_run_id(out: Path, resuming: bool) -> str:

@@ -106,7 +106,7 @@ def install() -> None:
 
 @contextlib.contextmanager
 def training(trainer) -> Iterator[None]:
-    """While ``trainer.fit`` runs, a stop signal ends training after the current step."""
+    """While Lightning's fit runs, a stop signal ends training after the current step."""
     global _trainer
     _trainer = trainer
     try:

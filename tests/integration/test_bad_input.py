@@ -99,6 +99,8 @@ CASES = [
     ("batch-str", "ltcl-train", ["data.global_batch_size=abc"], "data.global_batch_size"),
     ("workers", "ltcl-train", ["data.num_workers=-1"], "data.num_workers"),
     ("lr", "ltcl-train", ["optim.schedule.base_lr=-0.1"], "optim.schedule.base_lr"),
+    ("lr-huge", "ltcl-train", ["optim.schedule.base_lr=1e6"], "is above 100, beyond any contrastive recipe"),
+    ("lr-absurd", "ltcl-train", ["optim.schedule.base_lr=1e30"], "the loss would be NaN after the first step"),
     ("weight-decay", "ltcl-train", ["optim.schedule.weight_decay=-1"], "optim.schedule.weight_decay"),
     ("warmup", "ltcl-train", ["optim.schedule.warmup_epochs=-1"], "optim.schedule.warmup_epochs"),
     ("final-lr", "ltcl-train", ["optim.schedule.final_lr_ratio=2"], "optim.schedule.final_lr_ratio"),
@@ -156,6 +158,23 @@ CASES = [
     ("append-schedule", "ltcl-train", ["+optim.schedule.warmup_epoch=3"], "optim.schedule.warmup_epochs=3"),
     ("hint-own-config", "ltcl-train", ["method=guide", "ood=embedded", "sampler.warmup_epochs=0"],
      "no such key. Did you mean method.sampler.warmup_epochs?"),
+    # names a key the user's config has, and says what to do instead of tracing back
+    ("folder-missing", "ltcl-train", ["data=cifar10_lt_folder", "paths.data_dir=/nonexistent",
+                                      "paths.shared_data_dir=/nonexistent"], "data.train_source.root"),
+    ("arrays-missing", "ltcl-train", ["data=cifar10_lt", "paths.data_dir=/nonexistent"],
+     "data.train_source.root at the folder that holds cifar-10-batches-py/"),
+    ("pool-missing", "ltcl-train", [*GUIDE[:1], "ood=tinyimagenet", "paths.data_dir=/nonexistent",
+                                    "paths.shared_data_dir=/nonexistent"], "ood.source.root"),
+    ("image-size", "ltcl-train", ["data=imagefolder_lt", "data.root=/nonexistent", "data.num_classes=3",
+                                  "data.train_source.image_size=0"], "data.train_source.image_size"),
+    ("search-brings-method", "ltcl-train", ["-m", "hparams_search=stage1_few", "hydra.sweeper.n_trials=1"],
+     "needs an OOD pool: add ood="),
+    ("slurm-no-sbatch", "ltcl-train", ["-m", "hydra/launcher=slurm", "hydra.launcher.partition=gpu"],
+     "sbatch and srun are not on PATH"),
+    ("log-dir-not-writable", "ltcl-train", ["paths.log_dir=/sys/ltcl-logs"], "point LTCL_LOG_DIR"),
+    ("non-ascii", "ltcl-train", ["data=imagefolder_lt", "data.root=/data/größe", "data.num_classes=3"],
+     "must be quoted: 'data.root=\"/data/größe\"'"),
+    ("wandb-offline-net", "ltcl-train", ["logger=wandb", "{wandb_online}"], "logger=wandb"),
     ("index-file-test-leak", "ltcl-train", ["data.split.kind=index_file", "+data.split.index_file={index_all}"],
      "of the 300 test images"),
 ]  # fmt: skip
@@ -200,9 +219,15 @@ def test_bad_input_is_one_clear_line_before_training(
     before = _snapshot(logs)
     env = {**os.environ, "WANDB_MODE": "disabled", "LTCL_LOG_DIR": str(logs)}
     env.pop("HYDRA_FULL_ERROR", None)
+    if "{wandb_online}" in args:  # online, with a key, and a server that cannot be reached
+        args = [a for a in args if a != "{wandb_online}"]
+        env.pop("WANDB_MODE")
+        env.update(WANDB_API_KEY="0" * 40, WANDB_BASE_URL="http://127.0.0.1:9")
     tiny = [] if program in ("ltcl-eval", "ltcl-report") else TINY  # these train nothing
+    flags = [a for a in args if a.startswith("-")]  # -m before the overrides, as typed
     done = subprocess.run(
-        [str(BIN / program), *tiny, *args], cwd=REPO_ROOT, env=env,
+        [str(BIN / program), *flags, *tiny, *[a for a in args if a not in flags]],
+        cwd=REPO_ROOT, env=env,
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 2, done.stderr[-2000:]

@@ -127,9 +127,11 @@ def test_a_second_run_into_a_busy_directory_is_refused(tmp_path):
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
-def test_a_diverging_run_stops_instead_of_recording_results(tmp_path):
+def test_a_diverging_run_stops_instead_of_recording_results(tmp_path, monkeypatch):
     from ltcl.errors import TrainingError
 
+    # 1e6 is refused before training now (config_checks.MAX_BASE_LR); here it must diverge
+    monkeypatch.setattr("ltcl.run.config_checks.MAX_BASE_LR", float("inf"))
     cfg = compose_train(tmp_path, ["trainer.max_epochs=3", "optim.schedule.base_lr=1e6"])
     with pytest.raises(TrainingError, match="training diverged|loss became"):
         train(cfg)
