@@ -147,6 +147,8 @@ CASES = [
     ("candidates", "ltcl-train", [*GUIDE, "ood.candidates_per_round=-5"], "ood.candidates_per_round"),
     ("delta-str", "ltcl-train", ["method=student", "method.guide_checkpoint={truncated}", "method.delta=abc"],
      "delta"),
+    ("delta-below", "ltcl-train", ["method=student", "method.guide_checkpoint={truncated}", "method.delta=-2"],
+     "delta must be >= -1"),  # and above 1 trains with guided positives off (docs/recipes/methods.md)
     ("compare-epochs", "ltcl-pipeline", ["stages.compare_epochs=0"], "stages.compare_epochs"),
     ("simclr-retired", "ltcl-pipeline", ["stages.simclr.enabled=true"], "stages.compare=[simclr]"),
     ("report-missing", "ltcl-report", ["/nonexistent/runs"], "does not exist"),
