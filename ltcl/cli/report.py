@@ -23,6 +23,7 @@ from ltcl.evaluation.report.aggregate import (
     to_csv,
     to_markdown,
 )
+from ltcl.evaluation.report.compare import by_method, to_latex, write_comparison
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +65,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="which numbers: test (metrics, for reporting; default) or val (val_metrics, the "
         "validation split that tuning reads); every column header names it",
     )
+    parser.add_argument(
+        "--format",
+        nargs="+",
+        choices=("markdown", "csv", "latex"),
+        default=["markdown", "csv"],
+        help="tables to write beside each other: report.md, report.csv, report.tex (booktabs; "
+        "\\usepackage{booktabs}); default: markdown csv",
+    )
+    parser.add_argument(
+        "--figures",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="comparison figures beside report.md: per-class accuracy against training count "
+        "(a band over splits per method), class-group bars, the difference to --baseline "
+        "(default: on)",
+    )
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        help="the method the difference figure subtracts (default: SimCLR when present, else "
+        "the first method)",
+    )
     return parser
 
 
@@ -88,8 +111,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             out = first.parent if first.is_file() else first
         try:
             out.mkdir(parents=True, exist_ok=True)
-            (out / "report.md").write_text(markdown, encoding="utf-8")
-            (out / "report.csv").write_text(to_csv(rows), encoding="utf-8")
+            written = []
+            if "markdown" in args.format:
+                (out / "report.md").write_text(markdown, encoding="utf-8")
+                written.append(out / "report.md")
+            if "csv" in args.format:
+                (out / "report.csv").write_text(to_csv(rows), encoding="utf-8")
+                written.append(out / "report.csv")
+            if "latex" in args.format:
+                grouped = by_method(runs, args.group_by)
+                tex = to_latex(grouped, [m for m in args.metrics if m not in missing], args.split)
+                (out / "report.tex").write_text(tex, encoding="utf-8")
+                written.append(out / "report.tex")
+            if args.figures:
+                written += write_comparison(
+                    runs, out, [m for m in args.metrics if m not in missing], args.group_by,
+                    args.baseline,
+                )  # fmt: skip
         except OSError as err:
             print(
                 f"ltcl-report: error: cannot write the report into {out} ({err}): "
@@ -101,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ltcl-report: error: {err}", file=sys.stderr)
         return 2
     print(markdown, end="")
-    print(f"\n[ltcl-report] {len(runs)} runs -> {out / 'report.md'}, {out / 'report.csv'}")
+    print(f"\n[ltcl-report] {len(runs)} runs -> " + ", ".join(str(p) for p in written))
     return 0
 
 

@@ -262,9 +262,19 @@ COMPOSITION = {
 # An appended key is refused where Hydra's overrides are known (the console); the leak case
 # needs its index file.
 CONSOLE_ONLY = {
-    "append-unread", "append-typo", "append-schedule", "hint-own-config", "index-file-test-leak",
-    "search-brings-method", "slurm-no-sbatch", "log-dir-not-writable", "non-ascii",
-    "wandb-offline-net", "folder-missing", "arrays-missing", "pool-missing",
+    "append-unread",
+    "append-typo",
+    "append-schedule",
+    "hint-own-config",
+    "index-file-test-leak",
+    "search-brings-method",
+    "slurm-no-sbatch",
+    "log-dir-not-writable",
+    "non-ascii",
+    "wandb-offline-net",
+    "folder-missing",
+    "arrays-missing",
+    "pool-missing",
 }  # fmt: skip  (sweeps, Hydra's run directory, its lexer, the environment: console only)
 FAST = [
     c

@@ -168,9 +168,11 @@ def test_bcl_loss_ema_two_processes_equal_one(tmp_path):
 
 
 @pytest.mark.ddp
-def test_colt_two_processes_equal_one(tmp_path):
-    # the guide's tiny schedule; COLT's k-means has no refinement, and two starts
-    colt = ["method=colt", *GUIDE[1:-1], "method.sampler.kmeans_inits=2"]
+@pytest.mark.parametrize("peer", ["colt", "sdclr_colt"])
+def test_colt_two_processes_equal_one(tmp_path, peer):
+    # the guide's tiny schedule; COLT's k-means has no refinement, and two starts. Both COLT
+    # presets mix the picks into the ID set (gathered over ranks of different lengths).
+    colt = [f"method={peer}", *GUIDE[1:-1], "method.sampler.kmeans_inits=2"]
     one, two = run(tmp_path / "one", colt, 1), run(tmp_path / "two", colt, 2)
     assert_same_training(one, two)
     a, b = one[0]["ood_sampler"], two[0]["ood_sampler"]
