@@ -66,6 +66,26 @@ def cluster_composition(sampler: OODSampler, datamodule, top: int = 5) -> dict[s
     return out
 
 
+def picks_grid(
+    source, picked: np.ndarray, labels: np.ndarray, per_cluster: int = 8, clusters: int = 16
+) -> np.ndarray:
+    """A uint8 image (H, W, 3): one row per cluster (its first ``per_cluster`` picks, by pool
+    index), the largest ``clusters`` clusters of the round, so a person sees what each cluster
+    drew from the pool. Picks without a cluster (-1: random picks) form one row."""
+    from torchvision.utils import make_grid
+
+    picked, labels = np.asarray(picked), np.asarray(labels)
+    ids, sizes = np.unique(labels, return_counts=True)
+    rows = []
+    for cluster in ids[np.argsort(-sizes, kind="stable")][:clusters]:
+        members = np.sort(picked[labels == cluster])[:per_cluster]
+        images = [torch.from_numpy(source.load(int(i))).permute(2, 0, 1) for i in members]
+        images += [torch.zeros_like(images[0])] * (per_cluster - len(images))
+        rows.extend(images)
+    grid = make_grid(torch.stack(rows), nrow=per_cluster, padding=2, pad_value=255)
+    return grid.permute(1, 2, 0).numpy()
+
+
 class OODSamplingHooks:
     """Mixed into ContrastiveModule; every hook is a no-op without a sampler."""
 
@@ -184,6 +204,17 @@ class OODSamplingHooks:
             }
             for name, value in stats.items():
                 self.log(name, value, rank_zero_only=True)
+        self._log_picks_grid(pool)
+
+    def _log_picks_grid(self, pool) -> None:
+        """The round's picks per cluster as one image, to loggers that take images (wandb)."""
+        loggers = [lg for lg in self.trainer.loggers if hasattr(lg, "log_image")]
+        if not loggers or not self.trainer.is_global_zero or not len(self.sampler.picked):
+            return
+        grid = picks_grid(pool.pool, self.sampler.picked, self.sampler.picked_labels)
+        caption = f"round {self.sampler.round}: picks per cluster (rows, largest first)"
+        for logger in loggers:
+            logger.log_image(key="sampler/picks", images=[grid], caption=[caption])
 
     def ood_save(self, checkpoint: dict[str, Any]) -> None:
         if self.sampler is not None:

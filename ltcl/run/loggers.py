@@ -112,3 +112,25 @@ def log_results(loggers: list, results: dict[str, Any], out: Path) -> None:
             plots = sorted(str(p) for p in out.glob("*.png"))
             if plots:
                 logger.log_image(key="results/plots", images=plots)
+            log_per_class_charts(logger, results)
+
+
+def log_per_class_charts(logger, results: dict[str, Any]) -> None:
+    """Per-class test accuracy, head to tail, as a wandb bar chart per protocol (a chart in
+    the run's workspace, not a PNG: runs can be compared there)."""
+    import wandb
+
+    per_class = results.get("per_class") or {}
+    counts = per_class.get("train_count") or []
+    order = sorted(range(len(counts)), key=lambda c: -counts[c])
+    for key, values in per_class.items():
+        if not key.endswith("_acc") or len(values) != len(counts):
+            continue
+        protocol = key.removesuffix("_acc")
+        rows = [[f"{c} ({counts[c]})", float(values[c]), int(counts[c])] for c in order]
+        table = wandb.Table(data=rows, columns=["class (training images)", "accuracy", "count"])
+        chart = wandb.plot.bar(
+            table, "class (training images)", "accuracy",
+            title=f"per-class {protocol} accuracy (test), head to tail",
+        )  # fmt: skip
+        logger.experiment.log({f"results/per_class_{protocol}": chart})

@@ -285,3 +285,33 @@ def test_a_resumed_run_reports_its_whole_training_time(tmp_path):
     assert again["epoch_times_s"] == results["epoch_times_s"]
     assert again["epochs_trained_this_run"] == 0
     assert again["train_time_s"] >= 0.9 * results["train_time_s"]  # not the ~0 s of this call
+
+
+@pytest.mark.slow
+def test_wandb_gets_each_rounds_picks_and_the_per_class_chart(tmp_path, monkeypatch):
+    """Offline: every sampling round logs one grid of its picks (a row per cluster), and the
+    final per-class accuracy is a wandb bar chart (a table of class, accuracy, count)."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    guide = ["method=guide", "ood=embedded", "ood.source.num_crops=200",
+             "method.sampler.warmup_epochs=1", "method.sampler.interval=1",
+             "method.sampler.budget=40", "method.sampler.num_clusters=4"]  # fmt: skip
+    train(compose_train(tmp_path, [*TINY, *guide, "trainer.max_epochs=3", "logger=wandb",
+                                   "eval.protocols=[knn]", "eval.plots=false"]))  # fmt: skip
+    files = next((tmp_path / "run" / "wandb").glob("offline-run-*")) / "files" / "media"
+    grids = sorted(files.glob("images/sampler/picks_*.png"))
+    assert len(grids) == 3  # the rounds before epochs 1, 2 and 3 (kept for a longer resume)
+    grid = np.asarray(Image.open(grids[0]))
+    assert grid.shape[1] == 8 * 32 + 9 * 2 and grid.shape[0] % (32 + 2) == 2  # 8 per row
+    assert 1 <= (grid.shape[0] - 2) // 34 <= 4  # one row per cluster with picks
+    tables = list(files.glob("table/results/per_class_knn*.table.json"))
+    assert len(tables) == 1
+    table = json.loads(tables[0].read_text())
+    assert table["columns"] == ["class (training images)", "accuracy", "count"]
+    counts = [row[2] for row in table["data"]]
+    assert len(counts) == 10 and counts == sorted(counts, reverse=True)  # head to tail
