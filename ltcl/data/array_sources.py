@@ -13,10 +13,14 @@ from ltcl.errors import ConfigError, DataError
 
 
 def npy_array(
-    path: str | os.PathLike, labels_path: str | os.PathLike | None = None, mmap: bool = True
+    path: str | os.PathLike,
+    labels_path: str | os.PathLike | None = None,
+    mmap: bool = True,
+    exclude_path: str | os.PathLike | None = None,
 ) -> ImageSource:
     """A uint8 (N,H,W,3) ``.npy`` file, memory-mapped by default (the 300K Random Images file is
-    0.92 GB; COLT loads it into RAM twice per process). Labels from ``labels_path`` or -1."""
+    0.92 GB; COLT loads it into RAM twice per process). Labels from ``labels_path`` or -1.
+    ``exclude_path``: a .npy of row indices to leave out (``ltcl-pool check``'s exclude.npy)."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise DataError(
@@ -71,7 +75,22 @@ def npy_array(
             )
         labels = lab.astype(np.int64)
         classes = [str(i) for i in range(int(labels.max()) + 1)] if labels.max() >= 0 else []
-    return ImageSource(labels=labels, classes=classes, images=arr, name=p.stem)
+    source = ImageSource(labels=labels, classes=classes, images=arr, name=p.stem)
+    if exclude_path is None:
+        return source
+    ep = Path(exclude_path).expanduser()
+    try:
+        drop = np.load(ep, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise DataError(
+            f"exclude file {ep} is not a readable .npy of row indices ({e}): give the "
+            "exclude.npy that ltcl-pool check wrote, or exclude_path=null"
+        ) from e
+    if drop.ndim != 1 or (drop.size and (drop.min() < 0 or drop.max() >= n)):
+        raise DataError(
+            f"exclude file {ep} must hold row indices in 0..{n - 1}: it belongs to another pool"
+        )
+    return source.subset(np.setdiff1d(np.arange(n), drop.astype(np.int64)))
 
 
 _CIFAR_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
