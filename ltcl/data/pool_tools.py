@@ -241,7 +241,7 @@ def difference_hash(images: np.ndarray, flip: bool = False, block: int = 8192) -
     weights = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float32)
     out = np.empty(len(images), dtype=np.uint64)
     for start in range(0, len(images), block):
-        x = torch.from_numpy(np.ascontiguousarray(images[start : start + block])).float()
+        x = torch.from_numpy(np.array(images[start : start + block])).float()  # a writable copy
         grey = (x * weights).sum(-1)[:, None]  # N 1 H W
         if flip:
             grey = grey.flip(-1)
@@ -276,7 +276,7 @@ def thumbnails(images: np.ndarray, flip: bool = False, block: int = 8192) -> np.
     weights = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float32)
     out = np.zeros((len(images), 256), dtype=np.float32)
     for start in range(0, len(images), block):
-        x = torch.from_numpy(np.ascontiguousarray(images[start : start + block])).float()
+        x = torch.from_numpy(np.array(images[start : start + block])).float()  # a writable copy
         grey = (x * weights).sum(-1)[:, None]
         if flip:
             grey = grey.flip(-1)

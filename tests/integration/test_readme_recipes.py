@@ -407,6 +407,13 @@ def check_line(line: str, compose) -> None:
             build_parser().parse_args(args)
         except SystemExit as exit:  # argparse's way of rejecting a flag
             raise AssertionError(f"ltcl-report rejects {args}") from exit
+    elif command == "ltcl-pool":
+        from ltcl.cli.pool import build_parser as pool_parser
+
+        try:
+            pool_parser().parse_args(args)
+        except SystemExit as exit:
+            raise AssertionError(f"ltcl-pool rejects {args}") from exit
     elif command == "make":
         assert set(args) <= makefile_targets(), f"no Makefile target {args}"
     elif command == "bash":

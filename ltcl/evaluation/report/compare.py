@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -265,14 +266,23 @@ def write_comparison(
     for protocol in protocols:
         if protocol not in PER_CLASS_KEYS or not any(protocol_metrics(r, protocol) for r in runs):
             continue
-        plot_per_class_comparison(grouped, protocol, out / f"compare_per_class_{protocol}.png")
-        plot_group_comparison(grouped, protocol, out / f"compare_groups_{protocol}.png")
-        written += [
-            out / f"compare_per_class_{protocol}.png",
-            out / f"compare_groups_{protocol}.png",
-        ]
+        figures = [(f"compare_groups_{protocol}.png", plot_group_comparison, (grouped, protocol))]
+        with_counts = {
+            m: [r for r in rs if PER_CLASS_KEYS[protocol] in (r.get("per_class") or {})]
+            for m, rs in grouped.items()
+        }
+        with_counts = {m: rs for m, rs in with_counts.items() if rs}
+        if with_counts:
+            figures.insert(0, (f"compare_per_class_{protocol}.png", plot_per_class_comparison,
+                               (with_counts, protocol)))  # fmt: skip
         if len(grouped) > 1:
-            path = out / f"compare_vs_{baseline.replace(' ', '_').replace('/', '-')}_{protocol}.png"
-            plot_difference_to_baseline(grouped, baseline, protocol, path)
-            written.append(path)
+            name = f"compare_vs_{baseline.replace(' ', '_').replace('/', '-')}_{protocol}.png"
+            figures.append((name, plot_difference_to_baseline, (grouped, baseline, protocol)))
+        for name, draw, arguments in figures:
+            try:
+                draw(*arguments, out / name)
+            except DataError as error:  # the tables are still worth writing without it
+                print(f"[ltcl-report] no {name}: {error}", file=sys.stderr)
+                continue
+            written.append(out / name)
     return written
