@@ -139,7 +139,7 @@ def test_image_folder_cache_with_worker_pool(folder, tmp_path, monkeypatch):
 def test_cache_needs_one_size_or_image_size(folder, tmp_path):
     root, _ = folder
     write_image(root / "train" / "dog" / "big.png", seed=1, size=12)
-    with pytest.raises(DataError, match=r"12x12 but the first image is 8x8.*set image_size"):
+    with pytest.raises(DataError, match=r"12x12 but the first image is 8x8.*set the source's image_size"):
         image_folder(root, "train", cache_dir=tmp_path / "c")
     src = image_folder(root, "train", cache_dir=tmp_path / "c", image_size=6)
     assert src.images.shape == (14, 6, 6, 3)
@@ -149,7 +149,7 @@ def test_cache_needs_one_size_or_image_size(folder, tmp_path):
 
 def test_image_folder_layout_errors(tmp_path, folder):
     root, _ = folder
-    with pytest.raises(DataError, match=r"does not exist.*LTCL_DATA_DIR or data.root"):
+    with pytest.raises(DataError, match=r"does not exist.*LTCL_DATA_DIR .* or the source's root"):
         image_folder(tmp_path / "missing", "train")
     with pytest.raises(DataError, match=r"split folder .*test does not exist.*\['train'\]"):
         image_folder(root, "test")
@@ -310,7 +310,7 @@ def test_torchvision_cifar_download_failure(tmp_path, monkeypatch):
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(datasets, "CIFAR10", offline)
-    with pytest.raises(DataError, match=r"download failed.*no network.*data.root"):
+    with pytest.raises(DataError, match=r"download failed.*no network.*the source's root"):
         torchvision_cifar(tmp_path, "cifar10", train=True, download=True)
 
 
@@ -414,3 +414,13 @@ def test_stale_cache_is_rebuilt(folder, tmp_path):
     again = image_folder(root, "train", cache_dir=tmp_path / "c")
     assert again.images.shape == (13, 8, 8, 3)
     assert np.array_equal(again.load(0), image_folder(root, "train").load(0))
+
+
+def test_a_datamodule_names_the_key_of_the_source_that_failed(tmp_path):
+    """The plain source says "the source's root"; the DataModule that built it names the key
+    (issue: hints named data.root for configs that have none)."""
+    from ltcl.data.sources import naming_the_source
+
+    with pytest.raises(DataError, match=r"or data\.test_source\.root to the folder"):
+        with naming_the_source("data.test_source"):
+            image_folder(tmp_path / "nowhere", split="test")
