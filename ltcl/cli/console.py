@@ -147,7 +147,9 @@ def run_console(hydra_main, config_name: str, program: str = "ltcl") -> None:
             message += " (see every key with --cfg job)"
         print(f"{program}: error: {message}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
-    except OSError as error:  # Hydra makes the run directory before ltcl's code runs (after the Hydra errors: one of them is an IOError)
+    except OSError as error:
+        # Hydra makes the run directory before ltcl's code runs. (After the Hydra errors:
+        # its MissingConfigException is an IOError too.)
         message = filesystem_message(error)
         if message is None or wants_traceback or os.environ.get("SUBMITIT_EXECUTOR"):
             raise
