@@ -165,6 +165,7 @@ def flat(tree, prefix: str = "") -> dict[str, object]:
 
 
 IGNORED = ("paths.", "hydra", "task_name", "run_name", "ood.source.root", "ood.source.archive",
+           "logger.csv.save_dir", "trainer.default_root_dir", "ood.source._target_",
            "ood.source.cache_dir", "data.train_source.", "data.test_source.", "data.split_dir")  # fmt: skip
 
 

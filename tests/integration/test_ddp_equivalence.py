@@ -168,7 +168,7 @@ def test_bcl_loss_ema_two_processes_equal_one(tmp_path):
 
 
 @pytest.mark.ddp
-@pytest.mark.parametrize("peer", ["colt", "sdclr_colt"])
+@pytest.mark.parametrize("peer", ["colt"])
 def test_colt_two_processes_equal_one(tmp_path, peer):
     # the guide's tiny schedule; COLT's k-means has no refinement, and two starts. Both COLT
     # presets mix the picks into the ID set (gathered over ranks of different lengths).
