@@ -161,7 +161,9 @@ def _is_group_choice(key: str) -> bool:
 
     from ltcl.conf import CONFIG_DIR
 
-    return "/" in key or ("." not in key and (Path(CONFIG_DIR) / key).is_dir())
+    if "/" in key or "@" in key:  # a nested group, or a group placed at a package
+        return True
+    return "." not in key and (Path(CONFIG_DIR) / key).is_dir()
 
 
 def _target_reads(cfg: DictConfig | None, key: str) -> bool:
