@@ -139,7 +139,9 @@ def test_image_folder_cache_with_worker_pool(folder, tmp_path, monkeypatch):
 def test_cache_needs_one_size_or_image_size(folder, tmp_path):
     root, _ = folder
     write_image(root / "train" / "dog" / "big.png", seed=1, size=12)
-    with pytest.raises(DataError, match=r"12x12 but the first image is 8x8.*set the source's image_size"):
+    with pytest.raises(
+        DataError, match=r"12x12 but the first image is 8x8.*set the source's image_size"
+    ):
         image_folder(root, "train", cache_dir=tmp_path / "c")
     src = image_folder(root, "train", cache_dir=tmp_path / "c", image_size=6)
     assert src.images.shape == (14, 6, 6, 3)
