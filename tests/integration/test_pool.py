@@ -17,6 +17,7 @@ from ltcl.data.embedded import digits_long_tailed_source, sample_photo_crops
 from tests.helpers import REPO_ROOT
 
 BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.slow  # about 50 s: a pool built and checked through the console
 
 
 def ltcl_pool(*args: str) -> subprocess.CompletedProcess:
