@@ -47,15 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _images(source: str, size: int | None = None) -> np.ndarray:
+def _images(source: str, size: int) -> np.ndarray:
+    """ID images: a .npy array as it is, or a folder decoded at the pool's size."""
     from ltcl.data.pool_tools import decode, list_images, load_array
 
     if source.endswith(".npy"):
         return load_array(source)
-    files = list_images(source)
-    first = decode(files[0], size or 0) if size else None
-    side = size or (first.shape[0] if first is not None else 32)
-    return np.stack([decode(f, side) for f in files])
+    return np.stack([decode(f, size) for f in list_images(source)])
 
 
 def run_check(args) -> dict:
