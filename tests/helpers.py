@@ -125,3 +125,65 @@ def run_console(
         [str(BIN / command), *args], cwd=cwd, env=console_env(tmp_path, **env_extra),
         capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
+
+
+# ---- faults inside a run (kill -9, signals, full disk), shared by the slow fault tests ------
+# A 4-epoch run on the embedded data, long enough to be stopped in its middle.
+FAULT_RUN = [
+    "data=embedded",
+    "trainer.max_epochs=4",
+    "trainer.enable_progress_bar=false",
+    "eval.protocols=[knn]",
+    "eval.plots=false",
+    "model.backbone.width=8",
+]
+# The guide with a sampling round every epoch from epoch 1: its checkpoints hold the sampler's
+# state too, so a resumed run equal to an uninterrupted one covers that state.
+FAULT_GUIDE = [
+    "method=guide",
+    "ood=embedded",
+    "ood.source.num_crops=200",
+    "method.sampler.warmup_epochs=1",
+    "method.sampler.interval=1",
+    "method.sampler.budget=100",
+]
+
+
+def last_params(run: Path) -> dict:
+    """The parameters in a run's last.ckpt."""
+    from ltcl.models.checkpoints import read_checkpoint
+
+    return dict(read_checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"])
+
+
+def assert_same_params(a: dict, b: dict) -> None:
+    """Bit for bit: what a resumed run must end with."""
+    import torch
+
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def faulty_second_checkpoint_write(fault: str) -> str:
+    """Source of an ltcl-train whose second checkpoint write (the end of epoch 1) goes through
+    `fault`: Python defining ``faulty(write)``, which returns the writer given to
+    ``atomic_write`` instead of ``write``. Run as ``[python, "-c", source, *ltcl-train args]``."""
+    return f"""
+import errno, io, sys, time
+from pathlib import Path
+import ltcl.run.checkpoints as checkpoints
+from ltcl.cli.train import main
+
+{fault}
+
+original, calls = checkpoints.atomic_write, []
+
+def patched(path, write):
+    calls.append(path)
+    return original(path, write if len(calls) < 2 else faulty(write))
+
+checkpoints.atomic_write = patched
+sys.argv = ["ltcl-train", *sys.argv[1:]]
+main()
+"""

@@ -16,28 +16,20 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from ltcl.models.checkpoints import read_checkpoint
-from tests.helpers import REPO_ROOT
+from tests.helpers import (
+    FAULT_GUIDE,
+    FAULT_RUN,
+    REPO_ROOT,
+    assert_same_params,
+    faulty_second_checkpoint_write,
+    last_params,
+)
 
 BIN = Path(sys.executable).parent
-COMMON = [
-    "data=embedded",
-    "trainer.max_epochs=4",
-    "trainer.enable_progress_bar=false",
-    "eval.protocols=[knn]",
-    "eval.plots=false",
-    "model.backbone.width=8",
-]
-GUIDE = [
-    "method=guide",
-    "ood=embedded",
-    "ood.source.num_crops=200",
-    "method.sampler.warmup_epochs=1",
-    "method.sampler.interval=1",
-    "method.sampler.budget=100",
-]
+COMMON = FAULT_RUN
+GUIDE = FAULT_GUIDE
 
 
 def command(tmp_path: Path, run_name: str, extra: list[str]) -> list[str]:
@@ -46,11 +38,6 @@ def command(tmp_path: Path, run_name: str, extra: list[str]) -> list[str]:
 
 def env(tmp_path: Path) -> dict:
     return {**os.environ, "WANDB_MODE": "disabled", "LTCL_LOG_DIR": str(tmp_path / "outputs")}
-
-
-def params(run: Path) -> dict[str, torch.Tensor]:
-    state = read_checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"]
-    return {k: v.clone() for k, v in state.items()}
 
 
 def run_to_end(tmp_path: Path, name: str, extra: list[str]) -> Path:
@@ -88,29 +75,17 @@ def test_kill_9_at_random_points_resumes_to_the_uninterrupted_result(tmp_path, m
     if method == "student":
         guide = run_to_end(tmp_path, "the_guide", GUIDE)
         extra = ["method=student", f"method.guide_checkpoint={guide}/checkpoints/last.ckpt"]
-    reference = params(run_to_end(tmp_path, "uninterrupted", extra))
+    reference = last_params(run_to_end(tmp_path, "uninterrupted", extra))
     rng = random.Random(f"kill-{method}")
     kills = sorted(rng.uniform(4.0, 14.0) for _ in range(3))
-    resumed = params(killed_and_resumed(tmp_path, "killed", extra, kills))
-    assert reference.keys() == resumed.keys()
-    for key in reference:
-        assert torch.equal(reference[key], resumed[key]), key
+    resumed = last_params(killed_and_resumed(tmp_path, "killed", extra, kills))
+    assert_same_params(reference, resumed)
 
 
 # ltcl-train with a checkpoint writer that stops half-way through its second write (the end of
 # epoch 1) and waits there, so that the test can kill it inside the write.
-HALF_WRITE = """
-import io, sys, time
-from pathlib import Path
-import ltcl.run.checkpoints as checkpoints
-from ltcl.cli.train import main
-
-original, calls = checkpoints.atomic_write, []
-
-def half_then_hang(path, write):
-    calls.append(path)
-    if len(calls) < 2:
-        return original(path, write)
+HALF_WRITE = faulty_second_checkpoint_write("""
+def faulty(write):
     buffer = io.BytesIO()
     write(buffer)
     def stalled(handle):
@@ -118,18 +93,14 @@ def half_then_hang(path, write):
         handle.flush()
         Path(MARKER).touch()  # tell the test: a kill from here on lands mid-write
         time.sleep(600)
-    return original(path, stalled)
-
-checkpoints.atomic_write = half_then_hang
-sys.argv = ["ltcl-train", *sys.argv[1:]]
-main()
-"""
+    return stalled
+""")
 
 
 @pytest.mark.slow
 def test_kill_9_while_last_ckpt_is_written_resumes_to_the_uninterrupted_result(tmp_path):
     extra = GUIDE  # a sampling round every epoch: the checkpoint holds the sampler's state too
-    reference = params(run_to_end(tmp_path, "uninterrupted", extra))
+    reference = last_params(run_to_end(tmp_path, "uninterrupted", extra))
     marker = tmp_path / "writing"
     script = HALF_WRITE.replace("MARKER", repr(str(marker)))
     proc = subprocess.Popen(
@@ -146,7 +117,5 @@ def test_kill_9_while_last_ckpt_is_written_resumes_to_the_uninterrupted_result(t
     last = run / "checkpoints" / "last.ckpt"
     assert read_checkpoint(last)["epoch"] == 0  # the epoch-0 file, whole; the half write is not it
     assert list(last.parent.glob(".last.ckpt.*.tmp"))  # the interrupted temporary file
-    resumed = params(run_to_end(tmp_path, "killed", extra))
-    assert reference.keys() == resumed.keys()
-    for key in reference:
-        assert torch.equal(reference[key], resumed[key]), key
+    resumed = last_params(run_to_end(tmp_path, "killed", extra))
+    assert_same_params(reference, resumed)

@@ -19,23 +19,17 @@ import pytest
 import torch
 
 from ltcl.models.checkpoints import read_checkpoint
-from tests.helpers import REPO_ROOT
+from tests.helpers import (
+    FAULT_GUIDE,
+    FAULT_RUN,
+    REPO_ROOT,
+    assert_same_params,
+    faulty_second_checkpoint_write,
+    last_params,
+)
 
 BIN = Path(sys.executable).parent
-GUIDE = [
-    "data=embedded",
-    "trainer.max_epochs=4",
-    "trainer.enable_progress_bar=false",
-    "eval.protocols=[knn]",
-    "eval.plots=false",
-    "model.backbone.width=8",
-    "method=guide",
-    "ood=embedded",
-    "ood.source.num_crops=200",
-    "method.sampler.warmup_epochs=1",
-    "method.sampler.interval=1",
-    "method.sampler.budget=100",
-]
+GUIDE = [*FAULT_RUN, *FAULT_GUIDE]
 
 # ltcl-train whose sampling round before epoch 2 tells the test it has started (MARKER) and
 # takes 3 s longer, so that a signal sent on the marker lands inside the round.
@@ -79,16 +73,6 @@ def run_to_end(log_dir: Path, name: str) -> Path:
     return log_dir / "train" / name
 
 
-def params(run: Path) -> dict[str, torch.Tensor]:
-    return dict(read_checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"])
-
-
-def assert_same_params(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
-
-
 def wait_for(path: Path, proc: subprocess.Popen, seconds: float = 300) -> None:
     deadline = time.time() + seconds
     while not path.exists() and proc.poll() is None and time.time() < deadline:
@@ -103,7 +87,7 @@ def reference_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def uninterrupted(reference_run) -> dict[str, torch.Tensor]:
-    return params(reference_run)
+    return last_params(reference_run)
 
 
 @pytest.mark.slow
@@ -140,7 +124,7 @@ def test_a_signal_stops_the_run_non_zero_and_the_same_command_resumes_it(
     assert "Traceback" not in stderr
     assert not (run / "results.json").exists()
 
-    assert_same_params(params(run_to_end(tmp_path, name)), uninterrupted)
+    assert_same_params(last_params(run_to_end(tmp_path, name)), uninterrupted)
 
 
 @pytest.mark.slow
@@ -184,28 +168,15 @@ def mount_tmpfs(folder: Path, size_kib: int) -> bool:
 
 # ltcl-train whose second checkpoint write fails as a full disk does (when no tmpfs can be
 # mounted): torch's writer error with the OS's ENOSPC as its context.
-FULL_DISK = """
-import errno, sys
-import ltcl.run.checkpoints as checkpoints
-from ltcl.cli.train import main
-
-original, calls = checkpoints.atomic_write, []
-
-def full(path, write):
-    calls.append(path)
-    if len(calls) < 2:
-        return original(path, write)
+FULL_DISK = faulty_second_checkpoint_write("""
+def faulty(write):
     def failing(handle):
         try:
             raise OSError(errno.ENOSPC, "No space left on device")
         except OSError:
             raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos")
-    return original(path, failing)
-
-checkpoints.atomic_write = full
-sys.argv = ["ltcl-train", *sys.argv[1:]]
-main()
-"""
+    return failing
+""")
 
 
 @pytest.mark.slow
@@ -233,7 +204,7 @@ def test_a_full_disk_while_a_checkpoint_is_written_is_one_line_and_resumes(
         assert read_checkpoint(run / "checkpoints" / "last.ckpt")["epoch"] == 0
         if real_disk:
             subprocess.run(["mount", "-o", "remount,size=65536k", str(disk)], check=True)
-        assert_same_params(params(run_to_end(disk, "full")), uninterrupted)
+        assert_same_params(last_params(run_to_end(disk, "full")), uninterrupted)
     finally:
         if real_disk:
             subprocess.run(["umount", str(disk)], capture_output=True)
