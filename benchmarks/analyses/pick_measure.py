@@ -35,6 +35,10 @@ from ltcl.ood.rounds import SamplerConfig
 from ltcl.ood.strategies import STRATEGIES
 from ltcl.ood.tail_score import colt_tail_score
 
+# The two readings of "near a class": the plain majority of the 10 nearest ID images (JSON key
+# "spaces"), and the vote weighted by 1 / class size ("balanced").
+VOTES = {"plain": "spaces", "balanced": "balanced"}
+
 
 def rules(sampler: dict, num_classes: int) -> dict[str, dict]:
     """Name -> sampler config: the run's own and the variants, on the run's budget and seed."""
@@ -117,6 +121,15 @@ def measure(run_dir: Path, reference: Path | None, round_index: int | None) -> d
            "budget": sampler["budget"], "groups": groups,
            "class_counts": np.bincount(id_labels.numpy(), minlength=num_classes).tolist(),
            "rules": {}}  # fmt: skip
+    # What any rule could reach: the candidates that each vote places near a class (labels:
+    # the bound of an oracle, no rule has them).
+    out["candidates_near"] = {
+        vote: {space: pick_shares(nearest_id_class(space_cand, space_id, id_labels,
+                                                   balanced=vote == "balanced"),
+                                  num_classes, groups)
+               for space, (space_id, space_cand) in embedded.items()}
+        for vote in VOTES
+    }  # fmt: skip
     for name, settings in rules(sampler, num_classes).items():
         config_ = SamplerConfig(**settings)
         strategy = STRATEGIES[config_.strategy](config_)
@@ -128,27 +141,41 @@ def measure(run_dir: Path, reference: Path | None, round_index: int | None) -> d
         entry = {"settings": {k: settings[k] for k in sorted(settings)},
                  "budgets": [int(b) for b in selection.budgets],
                  "cluster_sizes": [int(s) for s in selection.cluster_sizes],
-                 "seconds": round(time.perf_counter() - started, 2), "spaces": {}}  # fmt: skip
+                 "seconds": round(time.perf_counter() - started, 2),
+                 "spaces": {}, "balanced": {}}  # fmt: skip
         for space, (space_id, space_cand) in embedded.items():
-            classes = nearest_id_class(space_cand[selection.local], space_id, id_labels)
-            entry["spaces"][space] = pick_shares(classes, num_classes, groups)
+            for vote in VOTES:
+                classes = nearest_id_class(space_cand[selection.local], space_id, id_labels,
+                                           balanced=vote == "balanced")  # fmt: skip
+                entry[VOTES[vote]][space] = pick_shares(classes, num_classes, groups)
         out["rules"][name] = entry
-        shares = {s: e["groups"]["few"] for s, e in entry["spaces"].items()}
+        shares = {f"{s} {v}": entry[VOTES[v]][s]["groups"]["few"] for v in VOTES for s in spaces}
         print(f"[pick_measure] {name}: few share {shares}")
     return out
 
 
-def table(out: dict) -> str:
-    spaces = list(next(iter(out["rules"].values()))["spaces"])
+def table(out: dict, vote: str = "plain") -> str:
+    key = VOTES[vote]
+    spaces = list(next(iter(out["rules"].values()))[key])
     head = ["rule"] + [f"{g} ({s})" for s in spaces for g in ("many", "medium", "few")]
     head += [f"few / random ({s})" for s in spaces]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    random = out["rules"]["random"]["spaces"]
+    random = out["rules"]["random"][key]
     for name, entry in out["rules"].items():
-        cells = [name] + [f"{entry['spaces'][s]['groups'][g]:.1f}" for s in spaces
+        cells = [name] + [f"{entry[key][s]['groups'][g]:.1f}" for s in spaces
                           for g in ("many", "medium", "few")]  # fmt: skip
-        cells += [f"{entry['spaces'][s]['groups']['few'] / max(1e-9, random[s]['groups']['few']):.2f}"
+        cells += [f"{entry[key][s]['groups']['few'] / max(1e-9, random[s]['groups']['few']):.2f}"
                   for s in spaces]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    near = out.get("candidates_near", {}).get(vote)
+    if near:  # the oracle bound: every candidate near the few classes picked
+        best = [min(100.0, near[s]["groups"]["few"] * out["candidates"] / out["budget"])
+                for s in spaces]  # fmt: skip
+        cells = ["bound: every candidate near few picked (labels)"]
+        for b in best:
+            cells += ["", "", f"{b:.1f}"]
+        cells += [f"{b / max(1e-9, random[s]['groups']['few']):.2f}"
+                  for s, b in zip(spaces, best, strict=True)]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -162,16 +189,20 @@ def plot(out: dict, path: Path) -> None:
     counts = np.asarray(out["class_counts"])
     order = np.argsort(-counts, kind="stable")
     spaces = list(next(iter(out["rules"].values()))["spaces"])
-    fig, axes = plt.subplots(1, len(spaces), figsize=(6 * len(spaces), 4), squeeze=False)
-    for ax, space in zip(axes[0], spaces, strict=True):
-        for name, entry in out["rules"].items():
-            share = np.asarray(entry["spaces"][space]["per_class"])[order]
-            style = "--" if name in ("random", "COLT's rule") else "-"
-            ax.plot(range(len(order)), share, style, marker="o", ms=3, label=name)
-        ax.set_xticks(range(len(order)), [f"{c}\n({counts[c]})" for c in order], fontsize=7)
-        ax.set_xlabel("ID class (training images), head → tail")
-        ax.set_ylabel("share of picks nearest to the class (%)")
-        ax.set_title(f"round {out['round']}: {space} embedding")
+    fig, axes = plt.subplots(len(VOTES), len(spaces), figsize=(6 * len(spaces), 4 * len(VOTES)),
+                             squeeze=False)  # fmt: skip
+    for row, vote in zip(axes, VOTES, strict=True):
+        for ax, space in zip(row, spaces, strict=True):
+            for name, entry in out["rules"].items():
+                share = np.asarray(entry[VOTES[vote]][space]["per_class"])[order]
+                style = "--" if name in ("random", "COLT's rule") else "-"
+                ax.plot(range(len(order)), share, style, marker="o", ms=3, label=name)
+            if vote == "plain":  # the tail's shares are below 1 %
+                ax.set_yscale("symlog", linthresh=1.0)
+            ax.set_xticks(range(len(order)), [f"{c}\n({counts[c]})" for c in order], fontsize=7)
+            ax.set_xlabel("ID class (training images), head → tail")
+            ax.set_ylabel("share of picks nearest to the class (%)")
+            ax.set_title(f"round {out['round']}: {space} embedding, {vote} vote")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -187,8 +218,11 @@ def main() -> None:
     args = parser.parse_args()
     out = measure(args.run_dir, args.reference, args.round)
     title = f"Where the picks land: round {out['round']}, {out['budget']} picks of {out['candidates']} candidates"
-    write_report(args.out or args.run_dir / "pick_measure", "pick_measure", out,
-                 f"# {title}\n\n{table(out)}\n", plot)  # fmt: skip
+    text = (f"# {title}\n\nShares of picks (%) by the class group of their 10 nearest ID "
+            f"training images.\n\n## Plain vote (majority of the 10)\n\n{table(out)}\n\n"
+            f"## Balanced vote (each neighbour weighs 1 / its class's ID count)\n\n"
+            f"{table(out, 'balanced')}\n")  # fmt: skip
+    write_report(args.out or args.run_dir / "pick_measure", "pick_measure", out, text, plot)
 
 
 if __name__ == "__main__":

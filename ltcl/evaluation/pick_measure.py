@@ -16,10 +16,20 @@ from torch import Tensor
 
 @torch.no_grad()
 def nearest_id_class(
-    picks: Tensor, id_z: Tensor, id_labels: Tensor, k: int = 10, chunk_size: int = 4096
+    picks: Tensor,
+    id_z: Tensor,
+    id_labels: Tensor,
+    k: int = 10,
+    chunk_size: int = 4096,
+    balanced: bool = False,
 ) -> Tensor:
     """(P,) the majority class of each pick's k nearest ID images (cosine); a tie goes to the
-    class of the nearest among the tied."""
+    class of the nearest among the tied.
+
+    ``balanced`` weighs each vote by 1 / (the class's ID count): on a ratio-100 set a pick
+    inside a rare class's region still has mostly head-class neighbours, so the plain vote
+    almost never names a rare class; the balanced vote asks which class is over-represented
+    near the pick relative to its size."""
     x = torch.nn.functional.normalize(picks.float(), dim=1)
     bank = torch.nn.functional.normalize(id_z.float(), dim=1)
     labels = id_labels.long().to(bank.device)
@@ -29,10 +39,13 @@ def nearest_id_class(
         neighbours = (x[start : start + chunk_size] @ bank.T).topk(min(k, len(bank)), dim=1)
         votes = labels[neighbours.indices]  # (p, k), nearest first
         counts = torch.nn.functional.one_hot(votes, num_classes).sum(1).float()  # (p, C)
-        # tie-break: a small bonus for the rank of the first vote of each class
+        if balanced:
+            counts = counts / torch.bincount(labels, minlength=num_classes).clamp(min=1)
+        # among the classes with the top total, the one whose first vote is nearest
         rank = torch.arange(votes.shape[1], 0, -1, device=votes.device).float()
         first = torch.zeros_like(counts).scatter_reduce(1, votes, rank.expand_as(votes), "amax")
-        out.append((counts + first / (votes.shape[1] + 1)).argmax(1))
+        top = counts.max(1, keepdim=True).values
+        out.append((first * (counts >= top * (1 - 1e-6))).argmax(1))
     return torch.cat(out).cpu()
 
 

@@ -97,6 +97,22 @@ def test_nearest_id_class_is_the_majority_of_the_k_nearest():
         best = max(votes.count(c) for c in set(votes))
         expected = next(c for c in votes if votes.count(c) == best)  # nearest among the tied
         assert int(got[i]) == expected
+    sizes = torch.bincount(id_labels, minlength=4).tolist()
+    balanced = nearest_id_class(picks, id_z, id_labels, k=5, chunk_size=7, balanced=True)
+    for i in range(30):
+        order = sorted(range(80), key=lambda j: -float(x[i] @ bank[j]))[:5]
+        votes = [int(id_labels[j]) for j in order]
+        weight = {c: votes.count(c) / sizes[c] for c in set(votes)}
+        best = max(weight.values())
+        expected = next(c for c in votes if abs(weight[c] - best) < 1e-12)
+        assert int(balanced[i]) == expected
+    # a rare class over-represented near a pick wins the balanced vote, not the plain one
+    rare = torch.tensor([[1.0, 0.0], [0.99, 0.1], [0.98, -0.1], [0.97, 0.2], [0.96, -0.2]])
+    bank_z = torch.cat([rare, torch.tensor([[0.0, 1.0]]).expand(40, 2)])
+    bank_labels = torch.tensor([1, 1, 0, 0, 0] + [0] * 40)
+    pick = torch.tensor([[1.0, 0.0]])
+    assert int(nearest_id_class(pick, bank_z, bank_labels, k=5)) == 0
+    assert int(nearest_id_class(pick, bank_z, bank_labels, k=5, balanced=True)) == 1
     shares = pick_shares(torch.tensor([0, 0, 3, 2]), 4, {"many": [0, 1], "few": [2, 3]})
     assert shares["per_class"] == [50.0, 0.0, 25.0, 25.0] and shares["groups"] == {
         "many": 50.0,
