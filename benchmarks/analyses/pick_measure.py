@@ -31,6 +31,7 @@ from sampler_analysis import current, write_report  # this folder: the script's 
 from ltcl.data.splits import class_groups
 from ltcl.evaluation.pick_measure import nearest_id_class, pick_shares
 from ltcl.models.checkpoints import load_embedding_network, read_checkpoint
+from ltcl.ood.density import knn_radius
 from ltcl.ood.rounds import SamplerConfig
 from ltcl.ood.strategies import STRATEGIES
 from ltcl.ood.tail_score import colt_tail_score
@@ -38,6 +39,7 @@ from ltcl.ood.tail_score import colt_tail_score
 # The two readings of "near a class": the plain majority of the 10 nearest ID images (JSON key
 # "spaces"), and the vote weighted by 1 / class size ("balanced").
 VOTES = {"plain": "spaces", "balanced": "balanced"}
+GROUPS = ("many", "medium", "few")
 
 
 def rules(sampler: dict, num_classes: int) -> dict[str, dict]:
@@ -130,6 +132,17 @@ def measure(run_dir: Path, reference: Path | None, round_index: int | None) -> d
                for space, (space_id, space_cand) in embedded.items()}
         for vote in VOTES
     }  # fmt: skip
+    # Does sparsity find the tail? The classes of the sparsest ID images (largest k-NN radius,
+    # the sampler's density_k), against the whole training set's shares.
+    out["sparsest_id"] = {"all": pick_shares(id_labels, num_classes, groups)["groups"]}
+    for space, (space_id, _) in embedded.items():
+        order = torch.argsort(knn_radius(space_id, int(sampler.get("density_k", 10))).cpu(),
+                              descending=True, stable=True)  # fmt: skip
+        for share in (0.03, 0.1):
+            sparsest = id_labels[order[: max(1, round(share * len(order)))]]
+            out["sparsest_id"][f"{space} {share:.0%}"] = pick_shares(sparsest, num_classes, groups)[
+                "groups"
+            ]
     for name, settings in rules(sampler, num_classes).items():
         config_ = SamplerConfig(**settings)
         strategy = STRATEGIES[config_.strategy](config_)
@@ -222,6 +235,10 @@ def main() -> None:
             f"training images.\n\n## Plain vote (majority of the 10)\n\n{table(out)}\n\n"
             f"## Balanced vote (each neighbour weighs 1 / its class's ID count)\n\n"
             f"{table(out, 'balanced')}\n")  # fmt: skip
+    text += "\n## The classes of the sparsest ID images (share %, largest k-NN radius)\n\n"
+    text += "| ID images | many | medium | few |\n|---|---|---|---|\n"
+    for name, shares in out["sparsest_id"].items():
+        text += f"| {name} | " + " | ".join(f"{shares[g]:.1f}" for g in GROUPS) + " |\n"
     write_report(args.out or args.run_dir / "pick_measure", "pick_measure", out, text, plot)
 
 
