@@ -84,7 +84,7 @@ CASES = [
     ("guide-share", "ltcl-pipeline", ["stages.total_epochs=10", "stages.guide_share=1.5"], "stages.guide_share"),
     ("eval-missing-ckpt", "ltcl-eval", ["ckpt_path=/nonexistent/last.ckpt"], "does not exist"),
     # Hydra cannot compose: one line with Hydra's own hint (and a spelling suggestion)
-    ("unknown-model", "ltcl-train", ["model=nonexistent"], "Available options in 'model': cifar_resnet18"),
+    ("unknown-model", "ltcl-train", ["model=nonexistent"], "Available options in 'model': cifar_resnet10_w16, cifar_resnet18"),
     ("unknown-method", "ltcl-train", ["method=moco"], "Available options in 'method'"),
     ("unknown-logger", "ltcl-train", ["logger=tensorboard"], "Available options in 'logger'"),
     ("unknown-sampler", "ltcl-train", ["method=sdclr", "+method/sampler=x"], "method/sampler"),
