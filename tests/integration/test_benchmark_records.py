@@ -4,9 +4,11 @@ docs/research_record.md name exists (a move that misses a reference fails here).
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +27,26 @@ def test_peers_summary_rebuilds_the_recorded_table(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert out.read_text() == (PEERS / "summary.md").read_text()
+
+
+def test_the_peers_report_is_ltcl_report_on_the_records_as_typed(tmp_path):
+    """benchmarks/peers/peers_report.sh runs the ltcl-report console command (LaTeX, figures):
+    its tables equal the committed report's, but for the line naming the machine's path."""
+    done = subprocess.run(
+        ["bash", str(BENCH / "peers" / "peers_report.sh")], cwd=tmp_path,
+        env={**os.environ, "BIN": str(Path(sys.executable).parent), "OUT": str(tmp_path / "r")},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    recorded = BENCH / "peers" / "results" / "peers_official_cifar10_lt_cpu" / "report"
+    assert (tmp_path / "r" / "report.tex").read_text() == (recorded / "report.tex").read_text()
+
+    def lines(path):
+        return [x for x in path.read_text().splitlines() if not x.startswith("## Runs (paths")]
+
+    assert lines(tmp_path / "r" / "report.md") == lines(recorded / "report.md")
+    figures = sorted(p.name for p in (tmp_path / "r").glob("*.png"))
+    assert figures == sorted(p.name for p in recorded.glob("*.png")) and len(figures) == 6
 
 
 @pytest.fixture
