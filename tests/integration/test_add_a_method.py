@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from tests.helpers import REPO_ROOT, TINY_RUN, run_console
@@ -18,6 +19,7 @@ def _results(path):
     return json.loads(path.read_text())
 
 
+@pytest.mark.slow
 def test_a_toy_method_trains_resumes_and_evaluates(tmp_path):
     env = {"PYTHONPATH": str(REPO_ROOT)}
     done = run_console("ltcl-train", TOY, tmp_path, **env)
@@ -34,6 +36,7 @@ def test_a_toy_method_trains_resumes_and_evaluates(tmp_path):
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
 
 
+@pytest.mark.slow
 def test_a_toy_method_runs_in_a_pipeline_comparison_next_to_simclr(tmp_path):
     args = [
         SEARCH_PATH,

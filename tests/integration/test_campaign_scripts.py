@@ -7,6 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 from omegaconf import OmegaConf
 
 from tests.helpers import BIN, REPO_ROOT, console_env
@@ -53,6 +54,7 @@ def run_script(tmp_path: Path, pipeline: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_plain_student_script_continues_the_recorded_pipeline(tmp_path):
     pipeline = recorded_pipeline(tmp_path / "runs", depths=[1, 1, 1, 1])
     done = run_script(tmp_path, pipeline)

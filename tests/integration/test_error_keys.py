@@ -11,6 +11,7 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
@@ -76,6 +77,7 @@ def known_keys() -> set[str]:
     return keys
 
 
+@pytest.mark.slow
 def test_every_key_in_a_message_exists():
     known = known_keys()
     missing = {k: sorted(v) for k, v in quoted_keys().items() if k not in known}

@@ -56,6 +56,7 @@ def test_guide_runs_rounds_and_stores_sampler_state(tmp_path):
     assert picks == 100
 
 
+@pytest.mark.slow
 def test_resumed_run_has_the_uninterrupted_sampler_state(tmp_path):
     full = tmp_path / "full"
     train(compose_train(full, [*GUIDE, "trainer.max_epochs=3"]))

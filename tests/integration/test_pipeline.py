@@ -94,6 +94,7 @@ def test_pipeline_needs_an_ood_pool(tmp_path):
         run_pipeline(compose_train(tmp_path, [*overrides, "~ood"], "pipeline"))
 
 
+@pytest.mark.slow
 def test_pipeline_multirun_over_split_seeds(tmp_path):
     env = {**os.environ, "WANDB_MODE": "disabled", "LTCL_LOG_DIR": str(tmp_path)}
     command = [sys.executable, "-m", "ltcl.cli.pipeline", "-m", *TINY, "trainer.max_epochs=1"]
@@ -168,6 +169,7 @@ def test_total_epochs_split_between_the_stages(tmp_path):
         ltcl.cli.pipeline.stage_epochs(bad)
 
 
+@pytest.mark.slow
 def test_peers_train_next_to_the_method_at_the_same_budget(tmp_path):
     """stages.compare: each peer in its own sub-directory for guide + student epochs; a peer
     that samples OOD data (COLT) sees the pool, the others do not; ltcl-report rows them."""

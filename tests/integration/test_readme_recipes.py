@@ -265,6 +265,7 @@ def test_readme_student_recipe_runs(tmp_path, tiny_guide, index):
         (README, "### A CPU", "method_tuned_medium_plain_student_cpu", 0, 0.0),
     ],
 )
+@pytest.mark.slow
 def test_medium_preset_lines_compose_as_written(
     tmp_path, page, heading, preset, student_k_pos, student_lambda_dl
 ):

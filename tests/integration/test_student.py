@@ -159,6 +159,7 @@ VARIANTS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variants", [[], VARIANTS], ids=["defaults", "variants"])
 def test_resumed_student_equals_the_uninterrupted_run(tmp_path, guide_checkpoint, variants):
     """Bit for bit, also with the stage-2 variants on (the bank's entries are checkpoint state)."""

@@ -181,6 +181,7 @@ def test_wandb_logger_offline(tmp_path, monkeypatch):
     assert (tmp_path / "run" / "csv" / "version_0" / "metrics.csv").is_file()
 
 
+@pytest.mark.slow
 def test_multirun_over_split_seeds_and_report(tmp_path):
     env = {**os.environ, "WANDB_MODE": "disabled", "LTCL_LOG_DIR": str(tmp_path)}
     command = [
@@ -244,6 +245,7 @@ def test_killed_run_resumes_from_its_last_finished_epoch(tmp_path):
         assert torch.equal(value, resumed["state_dict"][name]), name
 
 
+@pytest.mark.slow
 def test_resumed_run_continues_the_same_wandb_run(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")

@@ -54,6 +54,7 @@ def test_identity_ignores_safe_settings_and_sees_training_ones(tmp_path):
     assert "trainer.max_epochs" in SAFE_TO_CHANGE
 
 
+@pytest.mark.slow
 def test_sweep_of_two_values_trains_two_models_in_two_directories(tmp_path):
     done = ltcl(
         "ltcl-train", ["-m", "data=embedded", *TINY, "method.temperature=0.2,0.5"], tmp_path
@@ -90,6 +91,7 @@ def test_resume_with_a_changed_training_setting_is_refused_with_the_keys_named(t
     assert last.read_bytes() == before  # nothing in the run directory changed
 
 
+@pytest.mark.slow
 def test_changed_setting_refusal_is_one_line_from_the_console(tmp_path):
     args = ["run_name=mine", "data=embedded", *TINY]
     assert ltcl("ltcl-train", args, tmp_path).returncode == 0
@@ -144,6 +146,7 @@ def test_objective_is_checked_against_the_protocols_before_training():
         check_objective("val_metrics.linear_a.all", ["linear_a"])
 
 
+@pytest.mark.slow
 def test_plain_run_never_fails_on_the_objective(tmp_path):
     done = ltcl("ltcl-train", ["data=embedded", *TINY, "eval.protocols=[linear_b]"], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -151,6 +154,7 @@ def test_plain_run_never_fails_on_the_objective(tmp_path):
     assert "linear" in result["val_metrics"] and "knn" not in result["metrics"]
 
 
+@pytest.mark.slow
 def test_sweep_with_an_unreadable_objective_stops_before_training(tmp_path):
     args = ["-m", "data=embedded", *TINY, "eval.protocols=[linear_b]", "seed=0,1"]
     done = ltcl("ltcl-train", args, tmp_path)
@@ -185,6 +189,7 @@ def test_results_record_validation_metrics_next_to_test_metrics(tmp_path):
 # ---- Optuna ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_optuna_search_gives_each_trial_its_own_run_and_resumes_from_sqlite(tmp_path):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     args = [
@@ -225,6 +230,7 @@ def recorded_scripts(tmp_path: Path) -> list[str]:
     return [p.read_text() for p in sorted((tmp_path / "slurm").glob("sbatch_*.sh"))]
 
 
+@pytest.mark.slow
 def test_slurm_sweep_through_hydra_submits_and_trains(tmp_path):
     args = ["-m", "hydra/launcher=slurm", "hydra.launcher.partition=debug"]
     args += ["hydra.launcher.timeout_min=30", "data=embedded", *TINY, "seed=0,1"]
@@ -246,6 +252,7 @@ def test_slurm_sweep_through_hydra_submits_and_trains(tmp_path):
     assert sorted(r["seed"] for r in results) == [0, 1]
 
 
+@pytest.mark.slow
 def test_slurm_multinode_job_script(tmp_path):
     """The README's 2 nodes x 4 GPUs job: recorded (this machine cannot run it)."""
     args = ["-m", "hydra/launcher=slurm", "hydra.launcher.partition=gpu"]
@@ -283,6 +290,7 @@ def wait_for_script(tmp_path: Path, timeout: float = 120.0) -> str:
     raise AssertionError("no sbatch script was submitted")
 
 
+@pytest.mark.slow
 def test_failed_slurm_job_reports_its_error_to_the_sweep(tmp_path):
     """A job that stops on a config error must not leave the submitting sweep waiting."""
     args = ["-m", "hydra/launcher=slurm", "hydra.launcher.partition=debug", *TINY_GUIDE, *TINY]

@@ -63,6 +63,7 @@ def _ckpt(path):
     return torch.load(path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["I", "D"])
 def test_bcl_trains_keeps_its_loss_ema_and_resumes_exactly(tmp_path, variant):
     overrides = [*BCL, f"method.variant={variant}"]
@@ -82,6 +83,7 @@ def test_bcl_trains_keeps_its_loss_ema_and_resumes_exactly(tmp_path, variant):
         assert torch.equal(value, cut["state_dict"][key]), key
 
 
+@pytest.mark.slow
 def test_bcl_is_simclr_until_the_boost_starts(tmp_path):
     """Epoch 0 has no loss EMA yet: BCL-I trains what SimCLR trains (up to float rounding of the
     loss's mean) at SimCLR's weight decay (BCL-I's own is 5e-4). From epoch 1 the boosted views

@@ -116,6 +116,7 @@ def test_colt_without_an_ood_pool_stops_before_training(tmp_path):
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
+@pytest.mark.slow
 def test_colt_resumes_exactly(tmp_path):
     """Stopped after epoch 0 and resumed: the same parameters, picks and tail-score EMA."""
     from tests.helpers import StopAfterEpoch

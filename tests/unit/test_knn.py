@@ -125,6 +125,7 @@ def _monitor_worker(rank, world, port, out_path):
     dist.destroy_process_group()
 
 
+@pytest.mark.ddp
 def test_knn_monitor_two_processes_equal_one_process(tmp_path):
     import torch.multiprocessing as mp
 

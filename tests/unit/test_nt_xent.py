@@ -90,6 +90,7 @@ def _ddp_worker(rank, world, port, out_path):
     dist.destroy_process_group()
 
 
+@pytest.mark.ddp
 def test_two_processes_equal_one_process(tmp_path):
     out = tmp_path / "ddp.pt"
     mp.spawn(_ddp_worker, args=(2, free_port(), str(out)), nprocs=2, join=True)

@@ -110,6 +110,7 @@ def test_gradients_reach_the_dense_weights_through_the_mask():
 SDCLR = ["method=sdclr", "trainer.max_epochs=3", "eval.protocols=[knn]", "eval.plots=false"]
 
 
+@pytest.mark.slow
 def test_sdclr_trains_keeps_its_masks_in_the_checkpoint_and_resumes_exactly(tmp_path):
     results = train(compose_train(tmp_path / "full", SDCLR))
     assert results["method"] == "sdclr" and results["epochs"] == 3
