@@ -115,6 +115,7 @@ def test_pipeline_multirun_over_split_seeds(tmp_path):
         assert set(stages) == {"guide", "student"}
 
 
+@pytest.mark.slow
 def test_a_stage_stopped_early_is_not_taken_as_finished(tmp_path):
     """A stage ended by max_time or a graceful preemption writes results.json for fewer epochs
     than asked: the pipeline resumes it instead of reusing it."""

@@ -119,6 +119,7 @@ class GuideCalls(Callback):
 PLAIN = ["method.k_pos=0", "method.lambda_dl=0", "method.repulsion_weights=false"]
 
 
+@pytest.mark.slow
 def test_plain_student_skips_the_guide_and_trains_the_same_weights(
     tmp_path, guide_checkpoint, monkeypatch
 ):
