@@ -115,6 +115,7 @@ def test_no_warmup_runs_the_first_round_before_epoch_zero(tmp_path):
     assert [h["epoch"] for h in state["history"]] == [0, 2]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["colt", "random"])
 def test_other_sampler_strategies(tmp_path, strategy):
     train(compose_train(tmp_path, [*GUIDE, f"method/sampler={strategy}", "trainer.max_epochs=2"]))

@@ -52,6 +52,7 @@ def test_pipeline_runs_both_stages_in_one_directory(tmp_path):
     assert set(table) == {"guide", "student", "simclr"}
 
 
+@pytest.mark.slow
 def test_killed_pipeline_restarts_where_it_stopped(tmp_path, monkeypatch):
     real_train = ltcl.cli.pipeline.train
     calls = []

@@ -213,6 +213,7 @@ def test_multirun_over_split_seeds_and_report(tmp_path):
     assert report.returncode == 0 and "| simclr | digits_lt | 2 |" in report.stdout
 
 
+@pytest.mark.slow
 def test_run_stopped_and_resumed_ends_with_the_same_parameters(tmp_path):
     """A run stopped at an epoch boundary (like a preemption) and resumed equals an
     uninterrupted run: shuffles and augmentations are seeded by (seed, epoch, rank)."""
@@ -272,6 +273,7 @@ def test_wandb_online_without_a_key_fails_before_training(tmp_path, monkeypatch)
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_a_resumed_run_reports_its_whole_training_time(tmp_path):
     """results.json of a run killed and resumed counts every epoch and the training seconds of
     both invocations (a run restarted after it had finished adds ~0 s), not only the last part."""

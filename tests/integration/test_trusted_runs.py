@@ -103,6 +103,7 @@ def test_changed_setting_refusal_is_one_line_from_the_console(tmp_path):
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_extending_max_epochs_resumes_and_trains_only_the_new_epochs(tmp_path):
     train(compose_train(tmp_path, TINY))
     extended = compose_train(tmp_path, [*TINY[1:], "trainer.max_epochs=2"])

@@ -137,6 +137,7 @@ def test_colt_resumes_exactly(tmp_path):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["sdclr", "bcl", "simclr"])
 def test_colt_sampling_on_top_of_any_method(tmp_path, method):
     """ "+COLT": any method takes an OOD pool and COLT's sampling rounds by config, and trains

@@ -228,6 +228,7 @@ class RecordLR(Callback):
         self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("first_round", [0, 1])
 def test_colts_schedule_counts_the_longer_mixed_epochs(tmp_path, first_round):
     """As COLT's code: warm-up over warmup_epochs epochs of the ID set alone, then one cosine over
