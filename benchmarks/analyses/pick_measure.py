@@ -123,13 +123,17 @@ def measure(run_dir: Path, reference: Path | None, round_index: int | None) -> d
            "budget": sampler["budget"], "groups": groups,
            "class_counts": np.bincount(id_labels.numpy(), minlength=num_classes).tolist(),
            "rules": {}}  # fmt: skip
+    # Each candidate's nearest ID class, once per vote and space: a rule's picks index into it.
+    near_class = {
+        (vote, space): nearest_id_class(space_cand, space_id, id_labels,
+                                        balanced=vote == "balanced")
+        for vote in VOTES for space, (space_id, space_cand) in embedded.items()
+    }  # fmt: skip
     # What any rule could reach: the candidates that each vote places near a class (labels:
     # the bound of an oracle, no rule has them).
     out["candidates_near"] = {
-        vote: {space: pick_shares(nearest_id_class(space_cand, space_id, id_labels,
-                                                   balanced=vote == "balanced"),
-                                  num_classes, groups)
-               for space, (space_id, space_cand) in embedded.items()}
+        vote: {space: pick_shares(near_class[vote, space], num_classes, groups)
+               for space in embedded}
         for vote in VOTES
     }  # fmt: skip
     # Does sparsity find the tail? The classes of the sparsest ID images (largest k-NN radius,
@@ -156,11 +160,9 @@ def measure(run_dir: Path, reference: Path | None, round_index: int | None) -> d
                  "cluster_sizes": [int(s) for s in selection.cluster_sizes],
                  "seconds": round(time.perf_counter() - started, 2),
                  "spaces": {}, "balanced": {}}  # fmt: skip
-        for space, (space_id, space_cand) in embedded.items():
-            for vote in VOTES:
-                classes = nearest_id_class(space_cand[selection.local], space_id, id_labels,
-                                           balanced=vote == "balanced")  # fmt: skip
-                entry[VOTES[vote]][space] = pick_shares(classes, num_classes, groups)
+        for (vote, space), classes in near_class.items():
+            picked = classes[torch.as_tensor(selection.local)]
+            entry[VOTES[vote]][space] = pick_shares(picked, num_classes, groups)
         out["rules"][name] = entry
         shares = {f"{s} {v}": entry[VOTES[v]][s]["groups"]["few"] for v in VOTES for s in spaces}
         print(f"[pick_measure] {name}: few share {shares}")
